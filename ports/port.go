@@ -1,0 +1,52 @@
+// Package ports defines what every port kind implements, and the counters
+// every port carries. Packages under ports/ implement one kind each; they
+// import this package and frame, never the engine.
+package ports
+
+import "github.com/zswitch/zswitch/frame"
+
+// A Port moves frames between zswitch and one outside endpoint: a QEMU
+// socket, a TAP, a SLIP line, an 802.15.4 pipe.
+//
+// ReadFrames is called from one goroutine and WriteFrames from another; a
+// Port must allow that, and nothing more.
+type Port interface {
+	// ReadFrames fills up to len(fs) frames, whose slots the caller lends for
+	// the call, and returns how many it filled. It blocks until at least one
+	// frame arrives. Callers handle fs[:n] before looking at err.
+	//
+	// An error means the port is gone for good (a peer hung up on an accepted
+	// connection, or Close was called; then it wraps net.ErrClosed). Ports
+	// that survive their peer's restart (connect mode) keep trying and do not
+	// return errors for that.
+	ReadFrames(fs []*frame.Frame) (n int, err error)
+
+	// WriteFrames writes fs in order and returns how many frames it handed to
+	// the endpoint. It never blocks longer than the endpoint takes to accept
+	// the data; a port whose peer is absent drops and counts (DropLinkDown).
+	// It keeps no reference to fs or the frames after returning.
+	WriteFrames(fs []*frame.Frame) (n int, err error)
+
+	// BatchSize is the most frames one ReadFrames call fills. It never changes.
+	BatchSize() int
+
+	// Stats returns the port's counters. The engine adds rx/tx and its own
+	// drops to them; the port adds the drops only it can see.
+	Stats() *Stats
+
+	// Close unblocks ReadFrames and WriteFrames. It is safe to call twice.
+	Close() error
+}
+
+// A Listener accepts connections that each become a port of their own, like
+// QEMU instances connecting to a stream socket.
+type Listener interface {
+	// Accept waits for the next connection. After Close it returns an error
+	// wrapping net.ErrClosed.
+	Accept() (Port, error)
+	// Close stops accepting and removes what the listener created (a unix
+	// socket file). Accepted ports stay open.
+	Close() error
+	// Addr is where peers connect, for logs and for the QEMU flags zswitch prints.
+	Addr() string
+}
