@@ -38,7 +38,7 @@ func (r DropReason) String() string {
 // Invariants the tests hold:
 //
 //	RxFrames + RxInvalid = Forwarded + Σ IngressDrops
-//	Enqueued             = TxFrames + Σ EgressDrops (queue_full excepted: it is counted instead of Enqueued)
+//	Enqueued             = TxFrames + Σ EgressDrops
 //
 // RxFrames counts frames the engine received from ReadFrames. Input a port
 // discards itself before it becomes a frame (bad framing, oversize on the
@@ -51,7 +51,7 @@ type Stats struct {
 	TxBytes   atomic.Uint64
 	Forwarded atomic.Uint64 // received frames queued to at least one egress port
 	Flooded   atomic.Uint64 // received frames sent to every other port (broadcast, multicast, unknown unicast)
-	Enqueued  atomic.Uint64 // frame copies queued to this port for transmission
+	Enqueued  atomic.Uint64 // frame copies the engine tried to queue to this port (a full queue drops them)
 
 	// IngressDrops and EgressDrops split Drops by where they happened, so
 	// both identities above can be checked.
