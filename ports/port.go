@@ -30,9 +30,10 @@ type Port interface {
 	// BatchSize is the most frames one ReadFrames call fills. It never changes.
 	BatchSize() int
 
-	// Stats returns the port's counters. The engine adds rx/tx and its own
-	// drops to them; the port adds the drops only it can see.
-	Stats() *Stats
+	// Counters returns the port's counters. The engine adds rx/tx and its
+	// own drops to them; the port adds the drops only it can see. A port
+	// embeds Stats to implement it.
+	Counters() *Stats
 
 	// Close unblocks ReadFrames and WriteFrames. It is safe to call twice.
 	Close() error

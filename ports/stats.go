@@ -66,8 +66,8 @@ type Stats struct {
 	LinkUp       atomic.Bool
 }
 
-// Stats lets any port embed Stats to implement Port.Stats.
-func (s *Stats) Stats() *Stats { return s }
+// Counters lets any port embed Stats to implement Port.Counters.
+func (s *Stats) Counters() *Stats { return s }
 
 // DropIn counts n received frames that a port discarded itself, before
 // handing them to the engine.
