@@ -1,0 +1,55 @@
+package engine
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/zswitch/zswitch/ports"
+)
+
+// A Port is a port attached to the engine: the ports.Port plus the engine's
+// state for it. Its exported fields never change after Attach.
+type Port struct {
+	ID    uint16
+	Name  string
+	Kind  string // the spec kind, e.g. "stream-listen"; a metrics label
+	Since time.Time
+
+	p     ports.Port
+	stats *ports.Stats
+
+	// queue carries batches to the egress goroutine. Ingress goroutines send
+	// without blocking; Detach closes it once no ingress goroutine can send
+	// any more (after the grace period). Its capacity is QueueLen batches,
+	// so the frame limit (queued) always binds first.
+	queue     chan *batch
+	queued    atomic.Int64 // frames in queue
+	highWater atomic.Int64 // most frames ever in queue
+
+	// forwarding is odd while this port's ingress goroutine forwards a batch
+	// against a port-table snapshot; Detach waits for it to move on.
+	forwarding atomic.Uint64
+
+	detaching  atomic.Bool
+	closing    chan struct{} // closed when detaching starts: wakes an ingress waiting for buffers
+	readerDone chan struct{}
+	writerDone chan struct{}
+}
+
+// Stats returns the port's counters.
+func (p *Port) Stats() *ports.Stats { return p.stats }
+
+// Queue returns the frames waiting in the egress queue and the most ever.
+func (p *Port) Queue() (depth, highWater int64) { return p.queued.Load(), p.highWater.Load() }
+
+// Underlying returns the port implementation, for optional interfaces.
+func (p *Port) Underlying() ports.Port { return p.p }
+
+func (p *Port) noteDepth(d int64) {
+	for {
+		hw := p.highWater.Load()
+		if d <= hw || p.highWater.CompareAndSwap(hw, d) {
+			return
+		}
+	}
+}
