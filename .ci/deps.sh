@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# deps.sh installs every Debian package the test suite uses, then the QEMU
+# guest kernel. Idempotent; .ci/run calls it, and so can a developer.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# iproute2: netns, veth, bridges for host-port tests; iputils-ping, iperf3:
+# real peers in those namespaces; tshark: checks captures; socat: pty and
+# serial peers; busybox-static, qemu-system-x86: QEMU guests (see qemu-deps.sh).
+pkgs=(iproute2 iputils-ping iperf3 tshark socat ca-certificates)
+
+sudo=()
+if [[ $(id -u) != 0 ]]; then
+	sudo=(sudo)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+		missing+=("$p")
+	fi
+done
+if ((${#missing[@]})); then
+	echo "deps: installing ${missing[*]}" >&2
+	"${sudo[@]}" apt-get update -qq
+	# tshark asks whether non-root users may capture; the default (no) is fine.
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+"$here/qemu-deps.sh"

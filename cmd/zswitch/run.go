@@ -1,0 +1,148 @@
+package main
+
+import (
+	_ "embed"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/zswitch/zswitch/config"
+	engine "github.com/zswitch/zswitch/switch"
+)
+
+//go:embed default.yaml
+var defaultConfig []byte
+
+// runSwitch is `zswitch run`. It returns after SIGINT or SIGTERM (or when
+// stop is closed, for tests) with every port closed and every socket it
+// created removed.
+func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) error {
+	fs := flag.NewFlagSet("zswitch run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		specs       []string
+		configPath  = fs.String("config", "", "YAML config `FILE` (ports, switch tuning); --port adds to its ports")
+		metricsAddr = fs.String("metrics-addr", "", "serve Prometheus metrics on `ADDR` (host:port); overrides the config's metrics_addr")
+		logLevel    = fs.String("log-level", "", "debug, info, warn or error (default info)")
+	)
+	fs.Func("port", "attach a port, `SPEC` = KIND:[TRANSPORT:]ADDRESS[,key=value…]; repeatable", func(s string) error {
+		specs = append(specs, s)
+		return nil
+	})
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: zswitch run [--port SPEC]... [--config FILE] [--metrics-addr ADDR]\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nPort kinds (every kind also takes name=NAME):\n")
+		for _, l := range config.KindHelp() {
+			fmt.Fprintf(stderr, "  %s\n", l)
+		}
+		fmt.Fprintf(stderr, "\nWith neither --port nor --config, zswitch runs its embedded default:\n%s", defaultConfig)
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("run: unexpected argument %q (ports are given with --port)", fs.Arg(0))}
+	}
+
+	file := &config.File{}
+	switch {
+	case *configPath != "":
+		f, err := config.Load(*configPath)
+		if err != nil {
+			return usageError{err}
+		}
+		file = f
+	case len(specs) == 0:
+		f, err := config.Decode(defaultConfig)
+		if err != nil {
+			return fmt.Errorf("embedded default config: %w", err)
+		}
+		file = f
+	}
+	if *metricsAddr != "" {
+		file.MetricsAddr = *metricsAddr
+	}
+	if *logLevel != "" {
+		file.LogLevel = *logLevel
+	}
+	cfg, err := file.Validate(specs)
+	if err != nil {
+		if *configPath != "" {
+			err = fmt.Errorf("%s: %w", *configPath, err)
+		}
+		return usageError{err}
+	}
+	if len(cfg.Ports) == 0 {
+		return usageError{fmt.Errorf("no ports: give --port SPEC or a config with ports")}
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	cfg.Engine.Logger = log
+	e, err := engine.New(cfg.Engine)
+	if err != nil {
+		return err
+	}
+	// Signals are caught before the first socket exists, so an early
+	// Ctrl-C still removes it.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
+	opened := make([]config.Opened, len(cfg.Ports))
+	for i, sp := range cfg.Ports {
+		o, err := config.Open(sp, config.Env{Logger: log})
+		if err == nil {
+			if o.Listener != nil {
+				err = e.AttachListener(sp.Name, sp.Kind, o.Listener)
+			} else {
+				_, err = e.Attach(sp.Name, sp.Kind, o.Port)
+			}
+		}
+		if err != nil {
+			e.Close()
+			return err
+		}
+		opened[i] = o
+	}
+	if cfg.MetricsAddr != "" {
+		log.Warn("metrics are not served yet by this build", "metrics_addr", cfg.MetricsAddr)
+	}
+	printQEMUFlags(stdout, cfg.Ports, opened)
+	log.Info("zswitch running", "ports", len(cfg.Ports))
+
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case <-stop:
+	}
+	return e.Close()
+}
+
+// printQEMUFlags tells the user how to connect a guest to each port: the
+// main reason people read zswitch's output.
+func printQEMUFlags(w io.Writer, specs []config.Spec, opened []config.Opened) {
+	fmt.Fprintln(w, "zswitch is running. Connect QEMU guests with:")
+	for i, sp := range specs {
+		flags := config.QEMUFlags(sp, opened[i])
+		if len(flags) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n  port %s (%s):\n", sp.Name, sp)
+		for j, f := range flags {
+			or := "   "
+			if j > 0 {
+				or = "or "
+			}
+			fmt.Fprintf(w, "    %s%s -device e1000,netdev=net0,mac=52:54:00:00:00:%02x\n", or, f, 1)
+		}
+	}
+	fmt.Fprintln(w, "\nGive every guest its own mac=; Zephyr and QEMU default to the same one.")
+}

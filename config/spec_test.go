@@ -1,0 +1,114 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseSpecGood(t *testing.T) {
+	for _, tc := range []struct {
+		in                   string
+		kind, tr, addr, name string
+		opts                 map[string]string
+	}{
+		{"stream-listen:unix:/tmp/zswitch.sock", "stream-listen", "unix", "/tmp/zswitch.sock", "stream-listen:/tmp/zswitch.sock", nil},
+		{"stream-listen:tcp:127.0.0.1:5555", "stream-listen", "tcp", "127.0.0.1:5555", "stream-listen:127.0.0.1:5555", nil},
+		{"stream-listen:tcp:[::1]:0,name=v6", "stream-listen", "tcp", "[::1]:0", "v6", nil},
+		{"stream-connect:unix:/tmp/q.sock,write-timeout=250ms", "stream-connect", "unix", "/tmp/q.sock", "stream-connect:/tmp/q.sock", map[string]string{"write-timeout": "250ms"}},
+		{"stream-connect:tcp:localhost:5556,backoff-max=5s,name=vm1", "stream-connect", "tcp", "localhost:5556", "vm1", map[string]string{"backoff-max": "5s"}},
+		{"dgram:udp:127.0.0.1:5000,remote=127.0.0.1:5001", "dgram", "udp", "127.0.0.1:5000", "dgram:127.0.0.1:5000", map[string]string{"remote": "127.0.0.1:5001"}},
+		{"dgram:unix:/tmp/zsw.sock,remote=/tmp/q1.sock", "dgram", "unix", "/tmp/zsw.sock", "dgram:/tmp/zsw.sock", map[string]string{"remote": "/tmp/q1.sock"}},
+		{"mcast:230.0.0.1:1234", "mcast", "", "230.0.0.1:1234", "mcast:230.0.0.1:1234", nil},
+		{"mcast:230.0.0.1:1234,localaddr=127.0.0.1", "mcast", "", "230.0.0.1:1234", "mcast:230.0.0.1:1234", map[string]string{"localaddr": "127.0.0.1"}},
+	} {
+		sp, err := ParseSpec(tc.in)
+		if err != nil {
+			t.Errorf("%s: %v", tc.in, err)
+			continue
+		}
+		if sp.Kind != tc.kind || sp.Transport != tc.tr || sp.Address != tc.addr || sp.Name != tc.name {
+			t.Errorf("%s: got kind %q transport %q address %q name %q", tc.in, sp.Kind, sp.Transport, sp.Address, sp.Name)
+		}
+		if len(sp.Options) != len(tc.opts) {
+			t.Errorf("%s: options %v, want %v", tc.in, sp.Options, tc.opts)
+		}
+		for k, v := range tc.opts {
+			if sp.Options[k] != v {
+				t.Errorf("%s: option %s = %q, want %q", tc.in, k, sp.Options[k], v)
+			}
+		}
+	}
+}
+
+// TestParseSpecBad checks that each mistake is refused with a message that
+// names what is wrong.
+func TestParseSpecBad(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", "want KIND:[TRANSPORT:]ADDRESS"},
+		{"/tmp/zswitch.sock", "want KIND:[TRANSPORT:]ADDRESS"},
+		{"stream:unix:/tmp/x", `unknown kind "stream"`},
+		{"stream-listen:/tmp/x", "transport: want one of unix, tcp"},
+		{"stream-listen:udp:1.2.3.4:5", "transport: want one of unix, tcp"},
+		{"stream-listen:unix:", "address: missing"},
+		{"stream-listen:tcp:127.0.0.1", "address: \"127.0.0.1\" is not HOST:PORT"},
+		{"stream-connect:tcp:127.0.0.1:0", "port \"0\" is not a number from 1 to 65535"},
+		{"stream-connect:tcp:127.0.0.1:99999", "is not a number from 1 to 65535"},
+		{"stream-listen:unix:/tmp/" + strings.Repeat("x", 120), "the limit is 107"},
+		{"stream-listen:unix:/tmp/x,bogus=1", `option "bogus": unknown for stream-listen; it takes: name, write-timeout`},
+		{"stream-listen:unix:/tmp/x,write-timeout", `option "write-timeout": want key=value`},
+		{"stream-listen:tcp:127.0.0.1:1,write-timeout=soon", "option write-timeout: \"soon\" is not a positive duration"},
+		{"stream-listen:unix:/tmp/x,name=a,name=b", `option "name": given twice`},
+		{"stream-listen:unix:/tmp/x,name=a b", "must not contain spaces"},
+		{"stream-listen:unix:/tmp/x,name=", `option "name": empty value`},
+		{"dgram:udp:127.0.0.1:5000", "option remote: missing"},
+		{"dgram:udp:127.0.0.1:5000,remote=230.0.0.1:5001", "is a multicast group; use mcast:"},
+		{"dgram:udp:127.0.0.1:5000,remote=[::1]:5001", "different IP families"},
+		{"dgram:udp:nonsense,remote=127.0.0.1:1", "address: \"nonsense\" is not HOST:PORT"},
+		{"dgram:udp:127.0.0.1:5000,remote=127.0.0.1:0", "option remote: port \"0\""},
+		{"mcast:10.0.0.1:1234", "is not an IPv4 multicast GROUP:PORT"},
+		{"mcast:udp:230.0.0.1:1234", "is not an IPv4 multicast GROUP:PORT"},
+		{"mcast:230.0.0.1:1234,localaddr=::1", "option localaddr: \"::1\" is not an IPv4 address"},
+	} {
+		_, err := ParseSpec(tc.in)
+		if err == nil {
+			t.Errorf("%q: accepted", tc.in)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %q does not say %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestSpecString(t *testing.T) {
+	sp, err := ParseSpec("dgram:udp:127.0.0.1:5000,remote=127.0.0.1:5001,name=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sp.String(), "dgram:udp:127.0.0.1:5000,remote=127.0.0.1:5001"; got != want {
+		t.Fatalf("String() = %q, want %q", got, want)
+	}
+}
+
+func FuzzParseSpec(f *testing.F) {
+	for _, s := range []string{
+		"stream-listen:unix:/tmp/zswitch.sock", "dgram:udp:127.0.0.1:5000,remote=127.0.0.1:5001",
+		"mcast:230.0.0.1:1234,localaddr=127.0.0.1", "stream-connect:tcp:[::1]:5,name=a,backoff-max=1s", ":::,,=,",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sp, err := ParseSpec(s)
+		if err != nil {
+			return
+		}
+		// What parses once parses again, to the same thing.
+		again, err := ParseSpec(sp.String() + ",name=" + sp.Name)
+		if err != nil {
+			t.Fatalf("%q parsed, its canonical form %q did not: %v", s, sp.String(), err)
+		}
+		if again.String() != sp.String() || again.Name != sp.Name {
+			t.Fatalf("%q → %q → %q", s, sp.String(), again.String())
+		}
+	})
+}
