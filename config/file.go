@@ -202,4 +202,3 @@ func (f *File) Validate(extraPorts []string) (*Config, error) {
 	}
 	return c, nil
 }
-

@@ -121,4 +121,3 @@ func checkHostPort(a string, zeroOK bool) error {
 	}
 	return nil
 }
-
