@@ -33,7 +33,7 @@ func init() {
 			group, local, _ := mcastEnds(sp)
 			return []string{
 				fmt.Sprintf("-netdev socket,id=net0,mcast=%v,localaddr=%v", group, local),
-				fmt.Sprintf("-netdev dgram,id=net0,remote.type=inet,remote.host=%v,remote.port=%d,local.type=inet,local.host=%v", group.Addr(), group.Port(), local),
+				fmt.Sprintf("-netdev dgram,id=net0,remote.type=inet,remote.host=%v,remote.port=%d,local.type=inet,local.host=%v,local.port=0", group.Addr(), group.Port(), local),
 			}
 		},
 	}

@@ -63,7 +63,7 @@ type Stats struct {
 	Connects     atomic.Uint64
 	Disconnects  atomic.Uint64
 	Errors       atomic.Uint64 // I/O errors other than drops (failed dials, resets)
-	LinkUp       atomic.Bool
+	LinkUp       atomic.Bool   // the port keeps it: true while its peer is connected (or, connectionless, reachable)
 }
 
 // Counters lets any port embed Stats to implement Port.Counters.

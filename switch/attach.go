@@ -59,7 +59,6 @@ func (e *Engine) Attach(name, kind string, p ports.Port) (*Port, error) {
 			e.fdb.AddStatic(fdb.Key{MAC: s.MAC, VLAN: s.VLAN}, id)
 		}
 	}
-	ap.stats.LinkUp.Store(true)
 	e.wg.Go(func() { e.ingress(ap) })
 	e.wg.Go(func() { e.egress(ap) })
 	e.log.Info("port attached", "port", name, "kind", kind, "id", id)
