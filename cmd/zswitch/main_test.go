@@ -35,7 +35,7 @@ func TestRunSwitchesAndCleansUp(t *testing.T) {
 	sock := filepath.Join(dir, "z.sock")
 	cmd := exec.Command(bin, "run", "--port", "stream-listen:unix:"+sock+",name=lab", "--port", "stream-listen:tcp:127.0.0.1:0,name=tcp")
 	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -59,6 +59,13 @@ func TestRunSwitchesAndCleansUp(t *testing.T) {
 	}
 
 	a, b := dialStream(t, sock), dialStream(t, sock)
+	// Both connections must be ports before a frame can reach b.
+	for start := time.Now(); !strings.Contains(stderr.String(), "port=lab/2"); {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the second connection never attached:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	frame := make([]byte, 60)
 	copy(frame, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0, 0, 1, 0x88, 0xb5})
 	writeStream(t, a, frame)
