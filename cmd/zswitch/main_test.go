@@ -80,7 +80,7 @@ func TestRunSwitchesAndCleansUp(t *testing.T) {
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket %s still there after exit (%v)", sock, err)
 	}
-	for _, want := range []string{"port attached", "port=lab/1", "shutting down"} {
+	for _, want := range []string{"port attached", "port=lab/1", "shutting down", `msg="port totals" port=lab/1 rx_frames=1 rx_bytes=60 tx_frames=0`} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, stderr.String())
 		}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/zswitch/zswitch/config"
+	"github.com/zswitch/zswitch/ports"
 	engine "github.com/zswitch/zswitch/switch"
 )
 
@@ -123,7 +124,31 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 		log.Info("shutting down", "signal", s.String())
 	case <-stop:
 	}
-	return e.Close()
+	attached := e.Ports()
+	err = e.Close()
+	logTotals(log, attached)
+	return err
+}
+
+// logTotals logs each port's final counters once it is closed, so a run
+// ends with an account of every frame.
+func logTotals(log *slog.Logger, ps []*engine.Port) {
+	for _, p := range ps {
+		s := p.Stats()
+		attrs := []any{"port", p.Name,
+			"rx_frames", s.RxFrames.Load(), "rx_bytes", s.RxBytes.Load(),
+			"tx_frames", s.TxFrames.Load(), "tx_bytes", s.TxBytes.Load(),
+			"forwarded", s.Forwarded.Load(), "flooded", s.Flooded.Load(), "rx_invalid", s.RxInvalid.Load()}
+		for r := range ports.NumDropReasons {
+			if n := s.IngressDrops[r].Load(); n > 0 {
+				attrs = append(attrs, "drop_in_"+r.String(), n)
+			}
+			if n := s.EgressDrops[r].Load(); n > 0 {
+				attrs = append(attrs, "drop_out_"+r.String(), n)
+			}
+		}
+		log.Info("port totals", attrs...)
+	}
 }
 
 // printQEMUFlags tells the user how to connect a guest to each port: the
