@@ -22,6 +22,8 @@ type kind struct {
 	// qemu returns the flags (one alternative per line) a QEMU guest uses
 	// to reach the opened port, with netdev id "net0".
 	qemu func(Spec, Opened) []string
+	// hint says how to use a port that is not for QEMU.
+	hint func(Spec, Opened) []string
 }
 
 // kinds holds every port kind by name. Each kind's file registers it.
@@ -92,6 +94,15 @@ func Open(sp Spec, env Env) (Opened, error) {
 func QEMUFlags(sp Spec, o Opened) []string {
 	if k, ok := kinds[sp.Kind]; ok && k.qemu != nil {
 		return k.qemu(sp, o)
+	}
+	return nil
+}
+
+// Hints returns how to use an opened port that is not reached with QEMU
+// flags (a TAP, an attached interface).
+func Hints(sp Spec, o Opened) []string {
+	if k, ok := kinds[sp.Kind]; ok && k.hint != nil {
+		return k.hint(sp, o)
 	}
 	return nil
 }

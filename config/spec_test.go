@@ -20,6 +20,9 @@ func TestParseSpecGood(t *testing.T) {
 		{"dgram:unix:/tmp/zsw.sock,remote=/tmp/q1.sock", "dgram", "unix", "/tmp/zsw.sock", "dgram:/tmp/zsw.sock", map[string]string{"remote": "/tmp/q1.sock"}},
 		{"mcast:230.0.0.1:1234", "mcast", "", "230.0.0.1:1234", "mcast:230.0.0.1:1234", nil},
 		{"mcast:230.0.0.1:1234,localaddr=127.0.0.1", "mcast", "", "230.0.0.1:1234", "mcast:230.0.0.1:1234", map[string]string{"localaddr": "127.0.0.1"}},
+		{"tap:zeth0", "tap", "", "zeth0", "tap:zeth0", nil},
+		{"tap:zeth0,persist=true,mtu=9000,user=0,group=0,name=host", "tap", "", "zeth0", "host", map[string]string{"persist": "true", "mtu": "9000", "user": "0", "group": "0"}},
+		{"packet:zeth", "packet", "", "zeth", "packet:zeth", nil},
 	} {
 		sp, err := ParseSpec(tc.in)
 		if err != nil {
@@ -68,6 +71,13 @@ func TestParseSpecBad(t *testing.T) {
 		{"mcast:10.0.0.1:1234", "is not an IPv4 multicast GROUP:PORT"},
 		{"mcast:udp:230.0.0.1:1234", "is not an IPv4 multicast GROUP:PORT"},
 		{"mcast:230.0.0.1:1234,localaddr=::1", "option localaddr: \"::1\" is not an IPv4 address"},
+		{"tap:averyveryverylongname", "the kernel allows 15"},
+		{"tap:zeth,persist=maybe", "option persist: \"maybe\" is not true or false"},
+		{"tap:zeth,mtu=20", "option mtu: \"20\" is not a whole number from 68 to 9198"},
+		{"tap:zeth,user=root", "only useful with persist=true"},
+		{"tap:zeth,persist=true,user=nosuchuser-zsw", "option user: \"nosuchuser-zsw\": no such name"},
+		{"packet:eth0,mtu=1500", "option \"mtu\": unknown for packet; it takes: name"},
+		{"packet:a/b", "contains '/'"},
 	} {
 		_, err := ParseSpec(tc.in)
 		if err == nil {

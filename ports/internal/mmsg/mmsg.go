@@ -25,6 +25,8 @@ type Reader struct {
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrAny // nil unless the Reader keeps source addresses
+	ctrl  []byte                // nil unless EnableControl: csize bytes per message
+	csize int
 
 	// Set by fn, read by Read.
 	vlen  int
@@ -85,6 +87,10 @@ func (r *Reader) Read(n int) (int, error) {
 			h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 			h.Namelen = unix.SizeofSockaddrAny
 		}
+		if r.ctrl != nil {
+			h.Control = &r.ctrl[i*r.csize]
+			h.SetControllen(r.csize)
+		}
 	}
 	err := r.rc.Read(r.fn)
 	clear(r.iovs[:n]) // keep no pointers into the caller's buffers
@@ -113,6 +119,25 @@ func (r *Reader) recv(fd uintptr) bool {
 		r.n, r.errno = int(n), e
 		return true
 	}
+}
+
+// EnableControl gives every message a buffer of size bytes (rounded up to
+// a multiple of 8) for ancillary data, which Control returns after a Read.
+// Call it before the first Read; it allocates once.
+func (r *Reader) EnableControl(size int) {
+	r.csize = (max(size, 1) + 7) &^ 7 // keeps each buffer cmsg-aligned
+	r.ctrl = make([]byte, r.csize*len(r.hdrs))
+}
+
+// Control returns the ancillary data (control messages) of message i from
+// the last Read, or nil without EnableControl. It is valid until the next
+// Read.
+func (r *Reader) Control(i int) []byte {
+	if r.ctrl == nil {
+		return nil
+	}
+	b := r.ctrl[i*r.csize : (i+1)*r.csize]
+	return b[:min(int(r.hdrs[i].Hdr.Controllen), len(b))]
 }
 
 // Len is the number of bytes received in message i: the datagram length,

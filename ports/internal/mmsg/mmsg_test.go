@@ -303,3 +303,42 @@ func BenchmarkUDP(b *testing.B) {
 		}
 	}
 }
+
+func TestControl(t *testing.T) {
+	a, b := udpPair(t)
+	rcb := rawConn(t, b)
+	var serr error
+	rcb.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVTTL, 1) })
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	const n = 3
+	w := NewWriter(rawConn(t, a), n, Sockaddr(addrOf(b)))
+	for i := range n {
+		w.SetBuf(i, []byte{byte(i)})
+	}
+	if sent, err := w.Write(n); sent != n || err != nil {
+		t.Fatalf("Write: %d, %v", sent, err)
+	}
+	r := NewReader(rcb, n, false)
+	if r.Control(0) != nil {
+		t.Fatal("Control without EnableControl is not nil")
+	}
+	r.EnableControl(unix.CmsgSpace(4))
+	for got := 0; got < n; {
+		for i := range n {
+			r.SetBuf(i, make([]byte, 8))
+		}
+		m, err := r.Read(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range m {
+			h, data, _, err := unix.ParseOneSocketControlMessage(r.Control(i))
+			if err != nil || h.Level != unix.IPPROTO_IP || h.Type != unix.IP_TTL || len(data) < 4 {
+				t.Fatalf("datagram %d: control % x: %+v, %v; want an IP_TTL message", got, r.Control(i), h, err)
+			}
+			got++
+		}
+	}
+}
