@@ -154,20 +154,30 @@ func logTotals(log *slog.Logger, ps []*engine.Port) {
 // printQEMUFlags tells the user how to connect a guest to each port: the
 // main reason people read zswitch's output.
 func printQEMUFlags(w io.Writer, specs []config.Spec, opened []config.Opened) {
-	fmt.Fprintln(w, "zswitch is running. Connect QEMU guests with:")
+	fmt.Fprintln(w, "zswitch is running.")
+	guests := false
 	for i, sp := range specs {
+		if hints := config.Hints(sp, opened[i]); len(hints) > 0 {
+			fmt.Fprintf(w, "\n  port %s (%s):\n", sp.Name, sp)
+			for _, h := range hints {
+				fmt.Fprintf(w, "    %s\n", h)
+			}
+		}
 		flags := config.QEMUFlags(sp, opened[i])
 		if len(flags) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n  port %s (%s):\n", sp.Name, sp)
+		guests = true
+		fmt.Fprintf(w, "\n  port %s (%s), connect QEMU guests with:\n", sp.Name, sp)
 		for j, f := range flags {
 			or := "   "
 			if j > 0 {
 				or = "or "
 			}
-			fmt.Fprintf(w, "    %s%s -device e1000,netdev=net0,mac=52:54:00:00:00:%02x\n", or, f, 1)
+			fmt.Fprintf(w, "    %s%s -device e1000,netdev=net0,mac=52:54:00:00:00:01\n", or, f)
 		}
 	}
-	fmt.Fprintln(w, "\nGive every guest its own mac=; Zephyr and QEMU default to the same one.")
+	if guests {
+		fmt.Fprintln(w, "\nGive every guest its own mac=; Zephyr and QEMU default to the same one.")
+	}
 }

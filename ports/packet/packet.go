@@ -141,7 +141,12 @@ type Conn struct {
 	downTotal time.Duration
 
 	// Owned by the reading goroutine.
-	readErrLog time.Time
+	readErrLog  time.Time
+	oversizeLog time.Time
+
+	// partialUnfixed counts frames whose offloaded checksum could not be
+	// completed (not TCP or UDP over IPv4 or IPv6): they leave as they came.
+	partialUnfixed atomic.Uint64
 }
 
 var _ ports.Port = (*Conn)(nil)
@@ -306,7 +311,8 @@ func (c *Conn) received(s *sock, fs []*frame.Frame) (filled int) {
 			oversize++
 			continue
 		}
-		if tag, ok := auxTag(s.r.Control(i)); ok {
+		tag, tagged, partial := auxData(s.r.Control(i))
+		if tagged {
 			if l < 12 || l+4 > f.Cap() {
 				oversize++
 				continue
@@ -317,11 +323,19 @@ func (c *Conn) received(s *sock, fs []*frame.Frame) (filled int) {
 			l += 4
 		}
 		f.SetLen(l)
+		if partial && !completeChecksum(f.Bytes()) {
+			c.partialUnfixed.Add(1)
+		}
 		fs[filled], fs[i] = fs[i], fs[filled]
 		filled++
 	}
 	if oversize > 0 {
 		c.DropIn(ports.DropOversize, oversize)
+		if now := time.Now(); now.Sub(c.oversizeLog) > logEvery {
+			c.oversizeLog = now
+			c.log.Warn("frames larger than a slot dropped; if the sender uses segmentation offload, turn it off: ethtool -K IFACE tso off gso off gro off",
+				"port", c.name, "iface", c.ifname)
+		}
 	}
 	return filled
 }

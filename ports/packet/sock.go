@@ -185,15 +185,24 @@ var (
 // VLAN tag the kernel took out of the frame, TPID and TCI as they go on the
 // wire, if there was one. It does not allocate.
 func auxTag(oob []byte) (tag uint32, ok bool) {
+	tag, ok, _ = auxData(oob)
+	return tag, ok
+}
+
+// auxData is auxTag that also reports whether the frame's layer-4 checksum
+// was left for hardware to fill in (TP_STATUS_CSUMNOTREADY): the sender is
+// a host stack with checksum offload, on a veth say.
+func auxData(oob []byte) (tag uint32, ok, csumNotReady bool) {
 	for len(oob) >= unix.SizeofCmsghdr {
 		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
 		if err != nil {
-			return 0, false
+			return 0, false, false
 		}
 		if h.Level == unix.SOL_PACKET && h.Type == unix.PACKET_AUXDATA && len(data) >= sizeofAux {
 			status := binary.NativeEndian.Uint32(data[auxStatus:])
+			csumNotReady = status&unix.TP_STATUS_CSUMNOTREADY != 0
 			if status&unix.TP_STATUS_VLAN_VALID == 0 {
-				return 0, false
+				return 0, false, csumNotReady
 			}
 			tpid := uint16(unix.ETH_P_8021Q)
 			if status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
@@ -201,11 +210,11 @@ func auxTag(oob []byte) (tag uint32, ok bool) {
 					tpid = p
 				}
 			}
-			return uint32(tpid)<<16 | uint32(binary.NativeEndian.Uint16(data[auxTCI:])), true
+			return uint32(tpid)<<16 | uint32(binary.NativeEndian.Uint16(data[auxTCI:])), true, csumNotReady
 		}
 		oob = rest
 	}
-	return 0, false
+	return 0, false, false
 }
 
 // htons converts a protocol number to network byte order, as sockaddr_ll
