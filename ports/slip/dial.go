@@ -1,0 +1,37 @@
+package slip
+
+import (
+	"context"
+	"fmt"
+	"net"
+)
+
+// Dial returns a port that connects to a listening peer at addr, on
+// network "unix" or "tcp" ("tcp4", "tcp6"), typically QEMU with -serial
+// unix:PATH,server=on. It connects again whenever the connection fails or
+// drops, waiting from Options.BackoffMin up to BackoffMax between
+// attempts, and starts every connection with a lone End. It returns at
+// once; only bad arguments are errors.
+//
+// While the port is down, WriteFrames drops frames as link_down and
+// ReadFrames waits. It counts Connects, Disconnects, failed dials (Errors)
+// and keeps LinkUp.
+func Dial(network, addr string, opt Options) (*Port, error) {
+	name := fmt.Sprintf("slip %s:%s", network, addr)
+	switch network {
+	case "unix", "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("%s: network must be unix or tcp", name)
+	}
+	if addr == "" {
+		return nil, fmt.Errorf("%s: no address", name)
+	}
+	opt = opt.withDefaults()
+	p := newPort(name, opt)
+	d := net.Dialer{Timeout: dialTimeout}
+	p.keepLinked("dial", func(ctx context.Context) (endpoint, error) {
+		return d.DialContext(ctx, network, addr)
+	}, opt)
+	opt.Logger.Info("port open", "port", name)
+	return p, nil
+}
