@@ -35,6 +35,21 @@ type File struct {
 	MetricsAddr string   `yaml:"metrics_addr"`
 	LogLevel    string   `yaml:"log_level"`
 	Switch      Switch   `yaml:"switch"`
+	// Media configures 802.15.4 media by name (wpan ports' medium=).
+	Media map[string]Medium `yaml:"media"`
+}
+
+// Medium configures one 802.15.4 medium.
+type Medium struct {
+	// Links is a CSV link matrix in net-tools' virtual-hub format: row =
+	// sender, column = receiver, cells are delivery probabilities
+	// (optionally "0.9/5ms" for added latency). Nodes are the medium's
+	// ports in the order given.
+	Links string `yaml:"links"`
+	// Seed makes the losses repeat run after run.
+	Seed uint64 `yaml:"seed"`
+	// QueueLen is each node's queue, in frames.
+	QueueLen int `yaml:"queue_len"`
 }
 
 // Switch tunes the engine.
@@ -118,6 +133,7 @@ type Config struct {
 	MetricsAddr string
 	LogLevel    slog.Level
 	Engine      engine.Config
+	Media       map[string]Medium
 }
 
 // Validate checks f together with the --port specs given on the command
@@ -181,6 +197,32 @@ func (f *File) Validate(extraPorts []string) (*Config, error) {
 			return nil, fmt.Errorf("switch.mac_table.aging: %v is under the 1s sweep interval", a.Duration)
 		default:
 			fc.AgingTime = a.Duration
+		}
+	}
+	c.Media = map[string]Medium{}
+	used := map[string]bool{}
+	for _, sp := range c.Ports {
+		if Segment(sp) == SegmentWPAN {
+			used[MediumName(sp)] = true
+		}
+	}
+	for name, m := range f.Media {
+		if !used[name] {
+			return nil, fmt.Errorf("media.%s: no wpan port has medium=%s", name, name)
+		}
+		if m.QueueLen < 0 {
+			return nil, fmt.Errorf("media.%s.queue_len: %d is negative", name, m.QueueLen)
+		}
+		if m.Links != "" {
+			if _, err := os.Stat(m.Links); err != nil {
+				return nil, fmt.Errorf("media.%s.links: %w", name, err)
+			}
+		}
+		c.Media[name] = m
+	}
+	for name := range used {
+		if _, ok := c.Media[name]; !ok {
+			c.Media[name] = Medium{}
 		}
 	}
 	c.Engine = engine.Config{SlotSize: s.SlotSize, QueueLen: s.QueueLen, FDB: fc}

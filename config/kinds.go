@@ -24,6 +24,8 @@ type kind struct {
 	qemu func(Spec, Opened) []string
 	// hint says how to use a port that is not for QEMU.
 	hint func(Spec, Opened) []string
+	// segment is "" for Ethernet kinds, SegmentWPAN for 802.15.4 ones.
+	segment string
 }
 
 // kinds holds every port kind by name. Each kind's file registers it.

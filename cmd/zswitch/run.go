@@ -2,6 +2,7 @@ package main
 
 import (
 	_ "embed"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -97,17 +98,25 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
 
+	ms, err := newMedia(cfg, log)
+	if err != nil {
+		e.Close()
+		return usageError{err}
+	}
 	opened := make([]config.Opened, len(cfg.Ports))
 	for i, sp := range cfg.Ports {
 		o, err := config.Open(sp, config.Env{Logger: log})
-		if err == nil {
-			if o.Listener != nil {
-				err = e.AttachListener(sp.Name, sp.Kind, o.Listener)
-			} else {
-				_, err = e.Attach(sp.Name, sp.Kind, o.Port)
-			}
+		switch {
+		case err != nil:
+		case config.Segment(sp) == config.SegmentWPAN:
+			err = ms.attach(sp, o)
+		case o.Listener != nil:
+			err = e.AttachListener(sp.Name, sp.Kind, o.Listener)
+		default:
+			_, err = e.Attach(sp.Name, sp.Kind, o.Port)
 		}
 		if err != nil {
+			ms.Close()
 			e.Close()
 			return err
 		}
@@ -125,7 +134,7 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 	case <-stop:
 	}
 	attached := e.Ports()
-	err = e.Close()
+	err = errors.Join(e.Close(), ms.Close())
 	logTotals(log, attached)
 	return err
 }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/zswitch/zswitch/config"
+	"github.com/zswitch/zswitch/medium"
+)
+
+// media are the 802.15.4 radio media of a run, by name. They are separate
+// segments: nothing crosses between them and the Ethernet switch.
+type media map[string]*medium.Medium
+
+// newMedia creates every medium the config's wpan ports use, with its link
+// matrix read now so that a bad file fails the start.
+func newMedia(cfg *config.Config, log *slog.Logger) (media, error) {
+	ms := media{}
+	for name, mc := range cfg.Media {
+		var nodes []string
+		for _, sp := range cfg.Ports {
+			if config.Segment(sp) == config.SegmentWPAN && config.MediumName(sp) == name {
+				nodes = append(nodes, sp.Name)
+			}
+		}
+		mcfg := medium.Config{QueueLen: mc.QueueLen, Seed: mc.Seed, Logger: log.With("medium", name)}
+		if mc.Links != "" {
+			f, err := os.Open(mc.Links)
+			if err != nil {
+				ms.Close()
+				return nil, fmt.Errorf("media.%s.links: %w", name, err)
+			}
+			mcfg.Links, err = medium.ReadCSV(f, nodes)
+			f.Close()
+			if err != nil {
+				ms.Close()
+				return nil, fmt.Errorf("media.%s.links: %s: %w", name, mc.Links, err)
+			}
+		}
+		ms[name] = medium.New(mcfg)
+	}
+	return ms, nil
+}
+
+// attach adds an opened wpan spec to its medium.
+func (ms media) attach(sp config.Spec, o config.Opened) error {
+	m := ms[config.MediumName(sp)]
+	if o.Listener != nil {
+		return m.AttachListener(sp.Name, o.Listener)
+	}
+	_, err := m.Attach(sp.Name, o.Port)
+	return err
+}
+
+func (ms media) Close() error {
+	var errs []error
+	for _, m := range ms {
+		errs = append(errs, m.Close())
+	}
+	return errors.Join(errs...)
+}
