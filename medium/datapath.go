@@ -166,7 +166,7 @@ func (fw *forwarder) forward(fs []*frame.Frame) {
 		}
 		if lost > 0 {
 			q.stats.Enqueued.Add(lost)
-			q.stats.EgressDrops[ports.DropFiltered].Add(lost)
+			q.stats.EgressDrops[ports.DropLinkLoss].Add(lost)
 		}
 		if b != nil {
 			fw.send(q, b)

@@ -137,7 +137,7 @@ func lossRun(t *testing.T, seed uint64, frames int) (atB, atC []uint32, nb, nc *
 	}
 	done := func(n *Node) bool {
 		s := n.Stats()
-		return s.Enqueued.Load() == uint64(frames) && s.Enqueued.Load() == s.TxFrames.Load()+s.EgressDrops[ports.DropFiltered].Load()
+		return s.Enqueued.Load() == uint64(frames) && s.Enqueued.Load() == s.TxFrames.Load()+s.EgressDrops[ports.DropLinkLoss].Load()
 	}
 	waitFor(t, "all frames decided", func() bool { return done(nb) && done(nc) })
 	atB, _ = b.received()
@@ -165,7 +165,7 @@ func TestLossRepeatsAndMatches(t *testing.T) {
 		got  []uint32
 		prob float64
 	}{{nb, b1, 0.7}, {nc, c1, 0.25}} {
-		lost := tc.n.Stats().EgressDrops[ports.DropFiltered].Load()
+		lost := tc.n.Stats().EgressDrops[ports.DropLinkLoss].Load()
 		loss := float64(lost) / frames
 		if math.Abs(loss-(1-tc.prob)) > 0.01 {
 			t.Errorf("%s: loss %.4f, configured %.2f", tc.n.Name, loss, 1-tc.prob)
@@ -253,7 +253,7 @@ func TestSetLink(t *testing.T) {
 	waitFor(t, "first", func() bool { return b.n.Load() == 1 })
 	m.SetLink("a", "b", Link{Prob: 0})
 	a.inject(psdu(2, 10))
-	waitFor(t, "lost", func() bool { return nb.Stats().EgressDrops[ports.DropFiltered].Load() == 1 })
+	waitFor(t, "lost", func() bool { return nb.Stats().EgressDrops[ports.DropLinkLoss].Load() == 1 })
 	m.SetLink("a", "b", Perfect)
 	a.inject(psdu(3, 10))
 	waitFor(t, "third", func() bool { return b.n.Load() == 2 })

@@ -16,12 +16,13 @@ const (
 	DropLinkDown                          // the egress peer was not connected
 	DropTxError                           // the endpoint refused the write
 	DropNoBuffer                          // no free frame slot at ingress (the pool was exhausted)
+	DropLinkLoss                          // lost on a simulated lossy link (802.15.4 link matrix, impairments)
 	NumDropReasons
 )
 
 var dropReasonNames = [NumDropReasons]string{
 	"queue_full", "oversize", "runt", "bad_framing", "multicast_source",
-	"filtered", "link_down", "tx_error", "no_buffer",
+	"filtered", "link_down", "tx_error", "no_buffer", "link_loss",
 }
 
 // String returns the reason as it appears in metrics and the control API.
