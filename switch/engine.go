@@ -161,7 +161,9 @@ func (e *Engine) Close() error {
 		errs = append(errs, l.l.Close())
 	}
 	for _, p := range ps {
-		errs = append(errs, e.Detach(p.Name))
+		// By pointer, not name: a port whose peer just hung up may be
+		// detaching itself, and then this waits for it instead of failing.
+		errs = append(errs, e.detach(p, false))
 	}
 	e.wg.Wait()
 	return errors.Join(errs...)

@@ -344,3 +344,25 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestCloseWhilePortsLeave: Close succeeds while ports detach themselves
+// (their peers hang up) at the same moment.
+func TestCloseWhilePortsLeave(t *testing.T) {
+	for range 50 {
+		e, err := New(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := make([]*memPort, 8)
+		for i := range ms {
+			ms[i] = newMemPort()
+			attach(t, e, string(rune('a'+i)), ms[i])
+		}
+		for _, m := range ms {
+			go m.Close()
+		}
+		if err := e.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+}
