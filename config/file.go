@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -50,6 +51,9 @@ type Medium struct {
 	Seed uint64 `yaml:"seed"`
 	// QueueLen is each node's queue, in frames.
 	QueueLen int `yaml:"queue_len"`
+	// Pcap, if set, is a file that receives every frame on the medium
+	// (link type 230, IEEE 802.15.4 without FCS), as monitor_15_4 wrote.
+	Pcap string `yaml:"pcap"`
 }
 
 // Switch tunes the engine.
@@ -218,6 +222,11 @@ func (f *File) Validate(extraPorts []string) (*Config, error) {
 				return nil, fmt.Errorf("media.%s.links: %w", name, err)
 			}
 		}
+		if m.Pcap != "" {
+			if err := checkWritableDir(m.Pcap); err != nil {
+				return nil, fmt.Errorf("media.%s.pcap: %w", name, err)
+			}
+		}
 		c.Media[name] = m
 	}
 	for name := range used {
@@ -243,4 +252,17 @@ func (f *File) Validate(extraPorts []string) (*Config, error) {
 		c.Engine.Static = append(c.Engine.Static, engine.StaticEntry{MAC: mac, VLAN: st.VLAN, Port: st.Port})
 	}
 	return c, nil
+}
+
+// checkWritableDir fails early when a file cannot be created at path.
+func checkWritableDir(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
 }

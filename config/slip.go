@@ -90,13 +90,9 @@ func init() {
 
 func checkSLIP(listen bool) func(Spec) error {
 	return func(sp Spec) error {
-		switch sp.Options["mode"] {
-		case "", "eth":
-		case "ip":
-			// Raw IP in SLIP (CONFIG_SLIP_TAP=n, Linux's slip driver) needs
-			// ARP/ND proxying on the port; not built yet.
-			return fmt.Errorf("option mode: mode=ip (raw IP in SLIP) is not supported yet; Zephyr's default CONFIG_SLIP_TAP=y is mode=eth")
-		default:
+		// mode=ip: raw IP in SLIP (CONFIG_SLIP_TAP=n, Linux's slip
+		// driver); the port answers ARP/ND for the device.
+		if _, err := slip.ParseMode(sp.Options["mode"]); err != nil {
 			return fmt.Errorf("option mode: %q is not eth or ip", sp.Options["mode"])
 		}
 		if _, err := intOption(sp, "max-frame", slip.DefaultMaxFrame, 64, 9216); err != nil {
@@ -120,5 +116,6 @@ func checkSLIP(listen bool) func(Spec) error {
 
 func slipOptions(sp Spec, env Env) slip.Options {
 	mf, _ := intOption(sp, "max-frame", slip.DefaultMaxFrame, 64, 9216)
-	return slip.Options{MaxFrame: mf, Logger: env.Logger}
+	mode, _ := slip.ParseMode(sp.Options["mode"])
+	return slip.Options{MaxFrame: mf, Logger: env.Logger, Mode: mode}
 }

@@ -25,6 +25,7 @@ func TestParseSpecGood(t *testing.T) {
 		{"packet:zeth", "packet", "", "zeth", "packet:zeth", nil},
 		{"slip-listen:unix:/tmp/slip.sock", "slip-listen", "unix", "/tmp/slip.sock", "slip-listen:/tmp/slip.sock", nil},
 		{"slip-connect:tcp:127.0.0.1:4444,mode=eth", "slip-connect", "tcp", "127.0.0.1:4444", "slip-connect:127.0.0.1:4444", map[string]string{"mode": "eth"}},
+		{"slip-listen:unix:/tmp/s,mode=ip", "slip-listen", "unix", "/tmp/s", "slip-listen:/tmp/s", map[string]string{"mode": "ip"}},
 		{"slip-pty:/tmp/slip.dev", "slip-pty", "", "/tmp/slip.dev", "slip-pty:/tmp/slip.dev", nil},
 		{"slip-tty:/dev/ttyUSB0,baud=921600", "slip-tty", "", "/dev/ttyUSB0", "slip-tty:/dev/ttyUSB0", map[string]string{"baud": "921600"}},
 	} {
@@ -82,7 +83,6 @@ func TestParseSpecBad(t *testing.T) {
 		{"tap:zeth,persist=true,user=nosuchuser-zsw", "option user: \"nosuchuser-zsw\": no such name"},
 		{"packet:eth0,mtu=1500", "option \"mtu\": unknown for packet; it takes: name"},
 		{"packet:a/b", "contains '/'"},
-		{"slip-listen:unix:/tmp/s,mode=ip", "mode=ip (raw IP in SLIP) is not supported yet"},
 		{"slip-listen:unix:/tmp/s,mode=tap", `option mode: "tap" is not eth or ip`},
 		{"slip-tty:/dev/ttyS1,baud=fast", `option baud: "fast" is not a whole number`},
 		{"slip-pty:/tmp/x,baud=9600", `option "baud": unknown for slip-pty`},

@@ -12,7 +12,13 @@ import (
 
 // media are the 802.15.4 radio media of a run, by name. They are separate
 // segments: nothing crosses between them and the Ethernet switch.
-type media map[string]*medium.Medium
+type media map[string]*runMedium
+
+type runMedium struct {
+	*medium.Medium
+	stopCapture func() error // nil without a pcap file
+	pcap        *os.File
+}
 
 // newMedia creates every medium the config's wpan ports use, with its link
 // matrix read now so that a bad file fails the start.
@@ -39,7 +45,20 @@ func newMedia(cfg *config.Config, log *slog.Logger) (media, error) {
 				return nil, fmt.Errorf("media.%s.links: %s: %w", name, mc.Links, err)
 			}
 		}
-		ms[name] = medium.New(mcfg)
+		rm := &runMedium{Medium: medium.New(mcfg)}
+		ms[name] = rm
+		if mc.Pcap != "" {
+			f, err := os.Create(mc.Pcap)
+			if err == nil {
+				rm.pcap = f
+				rm.stopCapture, err = rm.Capture(f)
+			}
+			if err != nil {
+				ms.Close()
+				return nil, fmt.Errorf("media.%s.pcap: %w", name, err)
+			}
+			log.Info("capturing 802.15.4 medium", "medium", name, "pcap", mc.Pcap)
+		}
 	}
 	return ms, nil
 }
@@ -57,7 +76,10 @@ func (ms media) attach(sp config.Spec, o config.Opened) error {
 func (ms media) Close() error {
 	var errs []error
 	for _, m := range ms {
-		errs = append(errs, m.Close())
+		errs = append(errs, m.Medium.Close())
+		if m.stopCapture != nil {
+			errs = append(errs, m.stopCapture(), m.pcap.Close())
+		}
 	}
 	return errors.Join(errs...)
 }

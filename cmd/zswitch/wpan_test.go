@@ -19,7 +19,9 @@ import (
 func TestWPANMedium(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildZswitch(t)
-	z := exec.Command(bin, "run",
+	cfg := filepath.Join(dir, "zswitch.yaml")
+	os.WriteFile(cfg, []byte("media:\n  default: {pcap: "+dir+"/medium.pcap, seed: 7}\n"), 0o644)
+	z := exec.Command(bin, "run", "--config", cfg,
 		"--port", "wpan-pipe:"+dir+"/n1", "--port", "wpan-pipe:"+dir+"/n2", "--port", "wpan-pipe:"+dir+"/n3",
 		"--port", "wpan-listen:unix:"+dir+"/w.sock,name=sock",
 		"--port", "stream-listen:unix:"+dir+"/eth.sock,name=eth")
@@ -91,5 +93,19 @@ func TestWPANMedium(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "w.sock")); !os.IsNotExist(err) {
 		t.Error("w.sock left behind")
+	}
+	// The medium's capture is a pcap Wireshark reads as IEEE 802.15.4.
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("ZSWITCH_REQUIRE_QEMU") == "1" {
+			t.Fatal("tshark is missing")
+		}
+		t.Skip("tshark is missing")
+	}
+	out, err := exec.Command("tshark", "-r", dir+"/medium.pcap", "-T", "fields", "-e", "frame.protocols", "-e", "wpan.dst_pan").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "wpan") || !strings.Contains(string(out), "0xabcd") {
+		t.Fatalf("tshark does not see the 802.15.4 frame:\n%s", out)
 	}
 }
