@@ -26,6 +26,9 @@ func Dial(network, addr string, opt Options) (*Port, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("%s: no address", name)
 	}
+	if err := opt.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	opt = opt.withDefaults()
 	p := newPort(name, opt)
 	d := net.Dialer{Timeout: dialTimeout}

@@ -46,6 +46,9 @@ var _ ports.Listener = (*Listener)(nil)
 // An addr starting with '@' is an abstract socket.
 func Listen(network, addr string, opt Options) (*Listener, error) {
 	name := fmt.Sprintf("slip %s:%s", network, addr)
+	if err := opt.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	opt = opt.withDefaults()
 	l := &Listener{name: name, opt: opt}
 	switch network {
@@ -127,8 +130,13 @@ func (l *Listener) Accept() (ports.Port, error) {
 	if ra := conn.RemoteAddr(); ra != nil && ra.String() != "" && ra.String() != "@" {
 		name = fmt.Sprintf("%s#%d(%s)", l.name, n, ra)
 	}
+	opt := l.opt
+	if opt.Mode == ModeIP && opt.MAC == nil {
+		// Not from name: a tcp peer's address changes with every connection.
+		opt.MAC = DeriveMAC(fmt.Sprintf("%s#%d", l.name, n))
+	}
 	l.opt.Logger.Info("connection accepted", "port", name)
-	return accepted(name, conn, l.opt), nil
+	return accepted(name, conn, opt), nil
 }
 
 // Addr is where peers connect: the socket path, or the tcp address bound.

@@ -51,6 +51,8 @@ type Port struct {
 	dec  *Decoder
 	// Owned by the writing goroutine.
 	wr *writer
+
+	ip *ipLink // ModeIP only
 }
 
 var _ ports.Port = (*Port)(nil)
@@ -60,6 +62,7 @@ var _ ports.Port = (*Port)(nil)
 type endpoint interface {
 	io.ReadWriteCloser
 	SetWriteDeadline(time.Time) error
+	SetReadDeadline(time.Time) error // ModeIP: wakes a blocked read
 }
 
 // A session is one stretch of a link with a peer. It dies once: whoever
@@ -86,7 +89,11 @@ func (s *session) isDead() bool {
 }
 
 func newPort(name string, opt Options) *Port {
-	return &Port{
+	decMax := opt.MaxFrame
+	if opt.Mode == ModeIP {
+		decMax = max(opt.MaxFrame-ethHeaderLen, 1)
+	}
+	p := &Port{
 		name:      name,
 		log:       opt.Logger,
 		maxFrame:  opt.MaxFrame,
@@ -96,9 +103,14 @@ func newPort(name string, opt Options) *Port {
 		errClosed: fmt.Errorf("%s: %w", name, net.ErrClosed),
 		errGone:   fmt.Errorf("%s: connection lost: %w", name, net.ErrClosed),
 		buf:       make([]byte, rxBufSize),
-		dec:       NewDecoder(opt.MaxFrame),
+		dec:       NewDecoder(decMax),
 		wr:        newWriter(opt.MaxFrame, opt.BatchSize),
 	}
+	if opt.Mode == ModeIP {
+		p.ip = newIPLink(name, &p.Stats, opt)
+		p.wr.strip = true
+	}
+	return p
 }
 
 // accepted wraps a connection accepted by a Listener.
@@ -156,7 +168,13 @@ func (p *Port) ReadFrames(fs []*frame.Frame) (int, error) {
 			p.r, p.w = 0, 0
 			p.dec.Reset()
 		}
-		n, err := p.readFrom(s, fs)
+		var n int
+		var err error
+		if p.ip != nil {
+			n, err = p.readIP(s, fs)
+		} else {
+			n, err = p.readFrom(s, fs)
+		}
 		if n > 0 || p.connect == nil {
 			return n, err
 		}
@@ -180,6 +198,9 @@ func (p *Port) readFrom(s *session, fs []*frame.Frame) (int, error) {
 			return n, nil
 		}
 		// Decode used everything: fs was not full.
+		if p.ip != nil && p.ip.hasOut() {
+			return 0, nil // readIP hands them over first
+		}
 		k, err := s.ep.Read(p.buf)
 		p.r, p.w = 0, max(k, 0)
 		if k > 0 || err == nil {
@@ -187,6 +208,11 @@ func (p *Port) readFrom(s *session, fs []*frame.Frame) (int, error) {
 		}
 		if p.closed.Load() {
 			return 0, p.errClosed
+		}
+		if p.ip != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// WriteFrames queued frames and woke us (kickReader).
+			s.ep.SetReadDeadline(time.Time{})
+			return 0, nil
 		}
 		eof := errors.Is(err, io.EOF) || errors.Is(err, syscall.EIO) // EIO: a pty's other side closed
 		if eof {
@@ -226,7 +252,13 @@ func (p *Port) WriteFrames(fs []*frame.Frame) (int, error) {
 		p.DropOut(ports.DropLinkDown, uint64(len(fs)))
 		return 0, p.errClosed
 	}
-	end := sendable(&p.Stats, fs, p.maxFrame)
+	var end int
+	if p.ip != nil {
+		end = p.ip.egress(fs)
+		p.kickReader()
+	} else {
+		end = sendable(&p.Stats, fs, p.maxFrame)
+	}
 	if end == 0 {
 		return 0, nil
 	}

@@ -32,6 +32,9 @@ func OpenPTY(linkPath string, opt Options) (*Port, error) {
 	if linkPath == "" {
 		return nil, fmt.Errorf("%s: no path", name)
 	}
+	if err := opt.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	opt = opt.withDefaults()
 	master, pts, err := openPTY()
 	if err != nil {

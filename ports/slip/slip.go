@@ -40,6 +40,23 @@
 // tunslip6, no packet is ever taken for a debug or control message: a
 // frame of printable bytes is a frame.
 //
+// # IP mode
+//
+// With Options.Mode = ModeIP the SLIP packets are raw IPv4/IPv6 packets
+// (Linux's slip driver, Zephyr with CONFIG_SLIP_TAP=n, tunslip6 without
+// -T). The port then stands on the segment for the device with one MAC
+// (Options.MAC, or DeriveMAC of its name): it learns the device's
+// addresses from the sources of its packets (plus Options.Addrs), answers
+// ARP requests and IPv6 neighbour solicitations for them, learns the
+// segment's neighbours from the frames it is sent, and resolves a
+// packet's destination with ARP or NS itself (up to 16 packets wait for
+// 3 s; then they are dropped as filtered, and beyond 16 as queue_full).
+// Multicast and broadcast destinations map to group MACs. Frames to the
+// port's MAC or a group that hold IPv4 or IPv6 go into SLIP without their
+// Ethernet header and padding; everything else is dropped as filtered.
+// There is no router: a destination off the device's subnet is resolved
+// like any other, so it is reached only through a proxy-ARP router.
+//
 // # Peers that stop reading
 //
 // A write waits at most Options.WriteTimeout for the peer to take data.
@@ -57,6 +74,8 @@ package slip
 
 import (
 	"log/slog"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/zswitch/zswitch/frame"
@@ -127,6 +146,20 @@ type Options struct {
 	// doubles from BackoffMin after each failure and is reset by a
 	// connection. Defaults DefaultBackoffMin and DefaultBackoffMax.
 	BackoffMin, BackoffMax time.Duration
+
+	// Mode is what the SLIP packets carry: Ethernet frames (ModeEthernet,
+	// the default) or raw IPv4/IPv6 packets (ModeIP). In ModeIP, MaxFrame
+	// still bounds the Ethernet frames on the switch side, so the longest
+	// IP packet is MaxFrame-14. See ipmode.go.
+	Mode Mode
+	// MAC is the Ethernet address a ModeIP port uses on the switch
+	// segment. Default: DeriveMAC of the port's name (for a Listener, of
+	// "<listener name>#<connection number>").
+	MAC net.HardwareAddr
+	// Addrs are device addresses a ModeIP port answers ARP and neighbour
+	// solicitations for before the device has sent from them. Addresses
+	// the device sends from are learned anyway.
+	Addrs []netip.Addr
 }
 
 func (o Options) withDefaults() Options {

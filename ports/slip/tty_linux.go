@@ -26,6 +26,9 @@ func OpenTTY(device string, baud int, opt Options) (*Port, error) {
 	if baud <= 0 {
 		return nil, fmt.Errorf("%s: bad baud rate %d", name, baud)
 	}
+	if err := opt.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	opt = opt.withDefaults()
 	p := newPort(name, opt)
 	p.keepLinked("open", func(context.Context) (endpoint, error) {

@@ -18,6 +18,8 @@ type writer struct {
 	rest    []byte
 	restBuf []byte
 	owner   *session // the session rest belongs to
+
+	strip bool // ModeIP: send the IP packet of each frame, without the Ethernet header
 }
 
 func newWriter(maxFrame, batch int) *writer {
@@ -35,7 +37,11 @@ func (w *writer) fill(fs []*frame.Frame) int {
 		if len(w.ends) == cap(w.ends) || len(w.buf)+MaxEncodedLen(f.Len()) > cap(w.buf) {
 			break
 		}
-		w.buf = AppendFrame(w.buf, f.Bytes())
+		b := f.Bytes()
+		if w.strip {
+			b = stripEthernet(b)
+		}
+		w.buf = AppendFrame(w.buf, b)
 		w.ends = append(w.ends, len(w.buf))
 	}
 	return len(w.ends)
