@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/zswitch/zswitch/config"
@@ -183,7 +184,10 @@ func printQEMUFlags(w io.Writer, specs []config.Spec, opened []config.Opened) {
 			if j > 0 {
 				or = "or "
 			}
-			fmt.Fprintf(w, "    %s%s -device e1000,netdev=net0,mac=52:54:00:00:00:01\n", or, f)
+			if strings.HasPrefix(f, "-netdev") {
+				f += " -device e1000,netdev=net0,mac=52:54:00:00:00:01"
+			}
+			fmt.Fprintf(w, "    %s%s\n", or, f)
 		}
 	}
 	if guests {
