@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/zswitch/zswitch/frame"
 	"github.com/zswitch/zswitch/ports"
+	"github.com/zswitch/zswitch/ports/internal/sockets"
 )
 
 // A Conn is a stream port: one accepted connection (Listener.Accept) or a
@@ -30,9 +32,10 @@ type Conn struct {
 
 	// cur is the connection. An accepted Conn has one for life; a dialled
 	// one has none while it is down, and up is signalled when it gets one.
-	cur  atomic.Pointer[session]
-	up   chan struct{}
-	dial *dialer // nil for an accepted connection
+	cur      atomic.Pointer[session]
+	up       chan struct{}
+	dialled  bool               // made by Dial, not accepted
+	stopDial context.CancelFunc // Dial: stops dialling
 
 	done      chan struct{} // closed by Close
 	closed    atomic.Bool
@@ -50,27 +53,8 @@ type Conn struct {
 
 var _ ports.Port = (*Conn)(nil)
 
-// A session is one connection. It dies once: whoever first sees it fail
-// (reader, writer, redialler or Close) records why and closes it.
-type session struct {
-	conn net.Conn
-	dead chan struct{} // closed when the connection is closed
-	once sync.Once
-	err  error // why it died; set before dead is closed
-}
-
-func newSession(conn net.Conn) *session {
-	return &session{conn: conn, dead: make(chan struct{})}
-}
-
-func (s *session) isDead() bool {
-	select {
-	case <-s.dead:
-		return true
-	default:
-		return false
-	}
-}
+// A session is one connection.
+type session = sockets.Session[net.Conn]
 
 func newConn(name string, opt Options) *Conn {
 	return &Conn{
@@ -90,25 +74,20 @@ func newConn(name string, opt Options) *Conn {
 // accepted wraps a connection accepted by a Listener.
 func accepted(name string, conn net.Conn, opt Options) *Conn {
 	c := newConn(name, opt)
-	c.cur.Store(newSession(conn))
+	c.cur.Store(sockets.NewSession(conn))
 	c.LinkUp.Store(true)
 	return c
 }
 
 // kill closes s for reason err, unless something else did first, and
 // reports whether it was the first.
-func (c *Conn) kill(s *session, err error) (first bool) {
-	s.once.Do(func() {
-		first = true
-		s.err = err
-		if c.dial != nil {
+func (c *Conn) kill(s *session, err error) bool {
+	return s.End(err, func() {
+		if c.dialled {
 			c.cur.CompareAndSwap(s, nil)
 		}
 		c.LinkUp.Store(false)
-		s.conn.Close()
-		close(s.dead)
 	})
-	return first
 }
 
 // ReadFrames waits for at least one frame and fills up to len(fs) (at most
@@ -142,7 +121,7 @@ func (c *Conn) ReadFrames(fs []*frame.Frame) (int, error) {
 			c.rd.reset()
 		}
 		n, err := c.readFrom(s, fs)
-		if n > 0 || c.dial == nil {
+		if n > 0 || !c.dialled {
 			return n, err
 		}
 		// Dialled: this connection is over; wait for the next.
@@ -165,9 +144,9 @@ func (c *Conn) readFrom(s *session, fs []*frame.Frame) (int, error) {
 				c.DropIn(ports.DropBadFraming, 1)
 				c.log.Warn("bad framing; closing the connection", "port", c.name, "len", uint32(err.(lengthError)))
 			}
-			return 0, s.err
+			return 0, s.Err()
 		}
-		k, err := s.conn.Read(c.rd.space())
+		k, err := s.Conn.Read(c.rd.space())
 		c.rd.w += k
 		if k > 0 || err == nil {
 			continue
@@ -189,7 +168,7 @@ func (c *Conn) readFrom(s *session, fs []*frame.Frame) (int, error) {
 				c.Errors.Add(1)
 			}
 		}
-		return 0, s.err
+		return 0, s.Err()
 	}
 }
 
@@ -220,14 +199,14 @@ func (c *Conn) WriteFrames(fs []*frame.Frame) (int, error) {
 		return 0, nil
 	}
 	s := c.cur.Load()
-	if s == nil || s.isDead() {
+	if s == nil || s.IsDead() {
 		c.DropOut(ports.DropLinkDown, uint64(end))
-		if c.dial != nil {
+		if c.dialled {
 			return 0, nil
 		}
 		return 0, c.errGone
 	}
-	s.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	s.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
 	if err := c.wr.flushRest(s); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			c.stalled(uint64(end))
@@ -239,8 +218,8 @@ func (c *Conn) WriteFrames(fs []*frame.Frame) (int, error) {
 	sent := 0
 	for sent < end {
 		k := min(end-sent, writeBatch)
-		s.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-		m, err := c.wr.write(s.conn, fs[sent:sent+k])
+		s.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+		m, err := c.wr.write(s.Conn, fs[sent:sent+k])
 		sent += m
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -277,13 +256,13 @@ func (c *Conn) writeFailed(s *session, err error) error {
 	err = fmt.Errorf("%s: write: %w", c.name, err)
 	if !c.kill(s, err) {
 		// The reader saw the end first: the failure is old news.
-		if c.dial != nil {
+		if c.dialled {
 			return nil
 		}
 		return c.errGone
 	}
 	c.log.Info("write failed; closing the connection", "port", c.name, "err", err)
-	if c.dial != nil {
+	if c.dialled {
 		c.Errors.Add(1) // reported to nobody else: the engine sees no error
 		return nil
 	}
@@ -302,8 +281,8 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		close(c.done)
-		if c.dial != nil {
-			c.dial.cancel()
+		if c.stopDial != nil {
+			c.stopDial()
 		}
 		if s := c.cur.Load(); s != nil {
 			c.kill(s, c.errClosed)
@@ -313,16 +292,4 @@ func (c *Conn) Close() error {
 		c.log.Info("port closed", "port", c.name)
 	})
 	return nil
-}
-
-// sleep waits d, or until Close; it reports whether d passed.
-func (c *Conn) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-c.done:
-		return false
-	}
 }

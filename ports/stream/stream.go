@@ -81,9 +81,6 @@ const rxBufSize = 256 << 10
 // (header and frame), and Linux takes 1024 iovecs per call (UIO_MAXIOV).
 const writeBatch = 512
 
-// dialTimeout bounds one connection attempt of Dial.
-const dialTimeout = 5 * time.Second
-
 // Options tune a port. The zero value is ready to use.
 type Options struct {
 	// MaxFrame is the longest frame sent or received; longer ones are

@@ -1,6 +1,7 @@
 package wpan
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/zswitch/zswitch/frame"
 	"github.com/zswitch/zswitch/ports"
+	"github.com/zswitch/zswitch/ports/internal/sockets"
 )
 
 // A link is one byte stream to the peer: a connection, a FIFO pair, a pty
@@ -50,9 +52,9 @@ type Port struct {
 	// cur is the link. Accepted and persistent ports have one for life; a
 	// dialled one has none while it is down, and up is signalled when it
 	// gets one.
-	cur  atomic.Pointer[session]
-	up   chan struct{}
-	dial *dialer // modeDialled only
+	cur      atomic.Pointer[session]
+	up       chan struct{}
+	stopDial context.CancelFunc // modeDialled only: stops dialling
 
 	done      chan struct{} // closed by Close
 	closed    atomic.Bool
@@ -81,25 +83,8 @@ type Port struct {
 
 var _ ports.Port = (*Port)(nil)
 
-// A session is one link. It dies once: whoever first sees it fail (reader,
-// writer, redialler or Close) records why and closes it.
-type session struct {
-	link link
-	dead chan struct{}
-	once sync.Once
-	err  error // why it died; set before dead is closed
-}
-
-func newSession(l link) *session { return &session{link: l, dead: make(chan struct{})} }
-
-func (s *session) isDead() bool {
-	select {
-	case <-s.dead:
-		return true
-	default:
-		return false
-	}
-}
+// A session is one link.
+type session = sockets.Session[link]
 
 func newPort(name string, m mode, opt Options) *Port {
 	return &Port{
@@ -118,25 +103,20 @@ func newPort(name string, m mode, opt Options) *Port {
 
 // withLink gives p its link for life (accepted and persistent ports).
 func (p *Port) withLink(l link) *Port {
-	p.cur.Store(newSession(l))
+	p.cur.Store(sockets.NewSession(l))
 	p.LinkUp.Store(true)
 	return p
 }
 
 // kill closes s for reason err, unless something else did first, and
 // reports whether it was the first.
-func (p *Port) kill(s *session, err error) (first bool) {
-	s.once.Do(func() {
-		first = true
-		s.err = err
+func (p *Port) kill(s *session, err error) bool {
+	return s.End(err, func() {
 		if p.mode == modeDialled {
 			p.cur.CompareAndSwap(s, nil)
 		}
 		p.LinkUp.Store(false)
-		s.link.Close()
-		close(s.dead)
 	})
-	return first
 }
 
 // ReadFrames waits for at least one frame and fills up to len(fs) (at most
@@ -193,7 +173,7 @@ func (p *Port) readFrom(s *session, fs []*frame.Frame) (int, error) {
 		}
 		// Decode used every byte: fs is not full.
 		p.r, p.w = 0, 0
-		k, err := s.link.Read(p.rbuf)
+		k, err := s.Conn.Read(p.rbuf)
 		p.w = k
 		if k > 0 {
 			if p.mode == modePersistent && !p.peerUp {
@@ -231,7 +211,7 @@ func (p *Port) readFrom(s *session, fs []*frame.Frame) (int, error) {
 				p.Errors.Add(1)
 			}
 		}
-		return 0, s.err
+		return 0, s.Err()
 	}
 }
 
@@ -276,7 +256,7 @@ func (p *Port) WriteFrames(fs []*frame.Frame) (int, error) {
 		return 0, nil
 	}
 	s := p.cur.Load()
-	if s == nil || s.isDead() {
+	if s == nil || s.IsDead() {
 		p.DropOut(ports.DropLinkDown, uint64(end))
 		if p.mode == modeDialled {
 			return 0, nil
@@ -293,8 +273,8 @@ func (p *Port) WriteFrames(fs []*frame.Frame) (int, error) {
 			buf = AppendFrame(buf, fs[k].Bytes())
 			k++
 		}
-		s.link.SetWriteDeadline(time.Now().Add(p.timeout))
-		m, err := s.link.Write(buf)
+		s.Conn.SetWriteDeadline(time.Now().Add(p.timeout))
+		m, err := s.Conn.Write(buf)
 		if err == nil {
 			sent = k
 			continue
@@ -329,8 +309,8 @@ func (p *Port) flushRest(s *session) error {
 		p.owner, p.rest = s, nil
 	}
 	for len(p.rest) > 0 {
-		s.link.SetWriteDeadline(time.Now().Add(p.timeout))
-		k, err := s.link.Write(p.rest)
+		s.Conn.SetWriteDeadline(time.Now().Add(p.timeout))
+		k, err := s.Conn.Write(p.rest)
 		p.rest = p.rest[k:]
 		if err != nil {
 			return err
@@ -414,8 +394,8 @@ func (p *Port) Close() error {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
 		close(p.done)
-		if p.dial != nil {
-			p.dial.cancel()
+		if p.stopDial != nil {
+			p.stopDial()
 		}
 		if s := p.cur.Load(); s != nil {
 			p.kill(s, p.errClosed)
