@@ -3,7 +3,8 @@ package slip
 import (
 	"context"
 	"fmt"
-	"net"
+
+	"github.com/zswitch/zswitch/ports/internal/sockets"
 )
 
 // Dial returns a port that connects to a listening peer at addr, on
@@ -18,22 +19,17 @@ import (
 // and keeps LinkUp.
 func Dial(network, addr string, opt Options) (*Port, error) {
 	name := fmt.Sprintf("slip %s:%s", network, addr)
-	switch network {
-	case "unix", "tcp", "tcp4", "tcp6":
-	default:
-		return nil, fmt.Errorf("%s: network must be unix or tcp", name)
-	}
-	if addr == "" {
-		return nil, fmt.Errorf("%s: no address", name)
+	if err := sockets.CheckDial(network, addr); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if err := opt.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	opt = opt.withDefaults()
 	p := newPort(name, opt)
-	d := net.Dialer{Timeout: dialTimeout}
+	dial := sockets.Dialer(network, addr)
 	p.keepLinked("dial", func(ctx context.Context) (endpoint, error) {
-		return d.DialContext(ctx, network, addr)
+		return dial(ctx)
 	}, opt)
 	opt.Logger.Info("port open", "port", name)
 	return p, nil

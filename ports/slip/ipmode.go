@@ -807,7 +807,7 @@ func (p *Port) kickReader() {
 	if !p.ip.takeWake() {
 		return
 	}
-	if s := p.cur.Load(); s != nil && !s.isDead() {
-		s.ep.SetReadDeadline(time.Now())
+	if s := p.cur.Load(); s != nil && !s.IsDead() {
+		s.Conn.SetReadDeadline(time.Now())
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zswitch/zswitch/frame"
 	"github.com/zswitch/zswitch/ports"
+	"github.com/zswitch/zswitch/ports/internal/sockets"
 )
 
 // A Port is a SLIP port: one accepted connection (Listener.Accept), or a
@@ -32,10 +33,11 @@ type Port struct {
 
 	// cur is the link. An accepted Port has one for life; the others have
 	// none while the peer is away, and up is signalled when they get one.
-	cur     atomic.Pointer[session]
-	up      chan struct{}
-	connect *connector // nil for an accepted connection
-	release func()     // run by Close after the sessions end: closes a pty, say
+	cur         atomic.Pointer[session]
+	up          chan struct{}
+	relinked    bool               // kept linked (Dial, OpenPTY, OpenTTY), not accepted
+	stopConnect context.CancelFunc // relinked only: stops connecting
+	release     func()             // run by Close after the sessions end: closes a pty, say
 
 	done      chan struct{} // closed by Close
 	closed    atomic.Bool
@@ -66,27 +68,9 @@ type endpoint interface {
 }
 
 // A session is one stretch of a link with a peer. It dies once: whoever
-// first sees it fail (reader, writer, connector or Close) records why and
+// first sees it fail (reader, writer, redialler or Close) records why and
 // closes it.
-type session struct {
-	ep   endpoint
-	dead chan struct{} // closed when the session ended
-	once sync.Once
-	err  error // why it died; set before dead is closed
-}
-
-func newSession(ep endpoint) *session {
-	return &session{ep: ep, dead: make(chan struct{})}
-}
-
-func (s *session) isDead() bool {
-	select {
-	case <-s.dead:
-		return true
-	default:
-		return false
-	}
-}
+type session = sockets.Session[endpoint]
 
 func newPort(name string, opt Options) *Port {
 	decMax := opt.MaxFrame
@@ -116,7 +100,7 @@ func newPort(name string, opt Options) *Port {
 // accepted wraps a connection accepted by a Listener.
 func accepted(name string, conn net.Conn, opt Options) *Port {
 	p := newPort(name, opt)
-	p.cur.Store(newSession(conn))
+	p.cur.Store(sockets.NewSession[endpoint](conn))
 	p.LinkUp.Store(true)
 	return p
 }
@@ -124,17 +108,12 @@ func accepted(name string, conn net.Conn, opt Options) *Port {
 // kill ends s for reason err, unless something else did first, and
 // reports whether it was the first.
 func (p *Port) kill(s *session, err error) (first bool) {
-	s.once.Do(func() {
-		first = true
-		s.err = err
-		if p.connect != nil {
+	return s.End(err, func() {
+		if p.relinked {
 			p.cur.CompareAndSwap(s, nil)
 		}
 		p.LinkUp.Store(false)
-		s.ep.Close()
-		close(s.dead)
 	})
-	return first
 }
 
 // ReadFrames waits for at least one frame and fills up to len(fs) (at most
@@ -175,7 +154,7 @@ func (p *Port) ReadFrames(fs []*frame.Frame) (int, error) {
 		} else {
 			n, err = p.readFrom(s, fs)
 		}
-		if n > 0 || p.connect == nil {
+		if n > 0 || !p.relinked {
 			return n, err
 		}
 		// This session is over; wait for the next.
@@ -201,7 +180,7 @@ func (p *Port) readFrom(s *session, fs []*frame.Frame) (int, error) {
 		if p.ip != nil && p.ip.hasOut() {
 			return 0, nil // readIP hands them over first
 		}
-		k, err := s.ep.Read(p.buf)
+		k, err := s.Conn.Read(p.buf)
 		p.r, p.w = 0, max(k, 0)
 		if k > 0 || err == nil {
 			continue
@@ -211,7 +190,7 @@ func (p *Port) readFrom(s *session, fs []*frame.Frame) (int, error) {
 		}
 		if p.ip != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			// WriteFrames queued frames and woke us (kickReader).
-			s.ep.SetReadDeadline(time.Time{})
+			s.Conn.SetReadDeadline(time.Time{})
 			return 0, nil
 		}
 		eof := errors.Is(err, io.EOF) || errors.Is(err, syscall.EIO) // EIO: a pty's other side closed
@@ -227,7 +206,7 @@ func (p *Port) readFrom(s *session, fs []*frame.Frame) (int, error) {
 		if p.kill(s, err) && !eof {
 			p.Errors.Add(1)
 		}
-		return 0, s.err
+		return 0, s.Err()
 	}
 }
 
@@ -263,14 +242,14 @@ func (p *Port) WriteFrames(fs []*frame.Frame) (int, error) {
 		return 0, nil
 	}
 	s := p.cur.Load()
-	if s == nil || s.isDead() {
+	if s == nil || s.IsDead() {
 		p.DropOut(ports.DropLinkDown, uint64(end))
-		if p.connect != nil {
+		if p.relinked {
 			return 0, nil
 		}
 		return 0, p.errGone
 	}
-	s.ep.SetWriteDeadline(time.Now().Add(p.timeout))
+	s.Conn.SetWriteDeadline(time.Now().Add(p.timeout))
 	if err := p.wr.flushRest(s); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			p.stalled(uint64(end))
@@ -282,8 +261,8 @@ func (p *Port) WriteFrames(fs []*frame.Frame) (int, error) {
 	sent := 0
 	for sent < end {
 		k := p.wr.fill(fs[sent:end])
-		s.ep.SetWriteDeadline(time.Now().Add(p.timeout))
-		nb, err := s.ep.Write(p.wr.buf)
+		s.Conn.SetWriteDeadline(time.Now().Add(p.timeout))
+		nb, err := s.Conn.Write(p.wr.buf)
 		if err == nil {
 			sent += k
 			continue
@@ -325,13 +304,13 @@ func (p *Port) writeFailed(s *session, err error) error {
 	err = fmt.Errorf("%s: write: %w", p.name, err)
 	if !p.kill(s, err) {
 		// The reader saw the end first: the failure is old news.
-		if p.connect != nil {
+		if p.relinked {
 			return nil
 		}
 		return p.errGone
 	}
 	p.log.Info("write failed; ending the session", "port", p.name, "err", err)
-	if p.connect != nil {
+	if p.relinked {
 		p.Errors.Add(1) // reported to nobody else: the engine sees no error
 		return nil
 	}
@@ -351,8 +330,8 @@ func (p *Port) Close() error {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
 		close(p.done)
-		if p.connect != nil {
-			p.connect.cancel()
+		if p.stopConnect != nil {
+			p.stopConnect()
 		}
 		if s := p.cur.Load(); s != nil {
 			p.kill(s, p.errClosed)
@@ -367,92 +346,70 @@ func (p *Port) Close() error {
 	return nil
 }
 
-// sleep waits d, or until Close; it reports whether d passed.
-func (p *Port) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-p.done:
-		return false
-	}
-}
-
-// A connector is what keeps a Dial, OpenPTY or OpenTTY port linked: open
-// returns the next session's endpoint, dialling, opening a device or
-// waiting for a peer, or fails (a failure counts in Errors and is retried
-// after a backoff).
-type connector struct {
-	what     string // for logs: "dial", "open"
-	open     func(ctx context.Context) (endpoint, error)
-	min, max time.Duration
-	ctx      context.Context // cancelled by Close: stops an attempt in progress
-	cancel   context.CancelFunc
-}
-
-// keepLinked starts the goroutine that keeps p linked through open.
+// keepLinked starts the goroutine that keeps p linked through open,
+// which returns the next session's endpoint: it dials, opens a device or
+// waits for a peer (what says which, for logs: "dial", "open"), or fails
+// (a failure counts in Errors and is retried after a backoff).
 func (p *Port) keepLinked(what string, open func(context.Context) (endpoint, error), opt Options) {
 	ctx, cancel := context.WithCancel(context.Background())
-	p.connect = &connector{what: what, open: open, min: opt.BackoffMin, max: opt.BackoffMax, ctx: ctx, cancel: cancel}
+	p.relinked, p.stopConnect = true, cancel
 	p.up = make(chan struct{}, 1)
-	p.wg.Go(p.routineConnect)
+	r := &sockets.Redialer[endpoint]{
+		Dial: func(ctx context.Context) (endpoint, error) {
+			ep, err := open(ctx)
+			if err == nil {
+				err = p.hello(ep)
+			}
+			return ep, err
+		},
+		Min: opt.BackoffMin,
+		Max: opt.BackoffMax,
+		Failed: func(err error, first bool, retryIn time.Duration) {
+			p.connectFailed(what, err, first, retryIn)
+		},
+		Serve: p.serve,
+	}
+	p.wg.Go(func() { r.Run(ctx) })
 }
 
-// routineConnect keeps p linked until Close: it opens a session, says
-// hello, publishes it, waits for it to die, and starts again.
-func (p *Port) routineConnect() {
-	c := p.connect
-	backoff, failing := c.min, false
-	for {
-		ep, err := c.open(c.ctx)
-		if err == nil {
-			err = p.hello(ep)
-		}
-		if err != nil {
-			if p.closed.Load() {
-				return
-			}
-			p.Errors.Add(1)
-			if !failing {
-				failing = true
-				p.log.Info("peer not reachable; trying until it is", "port", p.name, "op", c.what, "err", err)
-			} else {
-				p.log.Debug("attempt failed", "port", p.name, "op", c.what, "err", err, "retry_in", backoff)
-			}
-			if !p.sleep(backoff) {
-				return
-			}
-			backoff = min(2*backoff, c.max)
-			continue
-		}
-		failing, backoff = false, c.min
-		s := newSession(ep)
-		p.cur.Store(s)
-		p.LinkUp.Store(true)
-		p.Connects.Add(1)
-		p.log.Info("peer connected", "port", p.name)
-		select {
-		case p.up <- struct{}{}:
-		default:
-		}
-		select {
-		case <-s.dead:
-		case <-p.done:
-			p.kill(s, p.errClosed) // Close may have looked before s was stored
-			return
-		}
-		if p.closed.Load() {
-			return
-		}
-		p.Disconnects.Add(1)
-		p.log.Info("peer gone; waiting for it", "port", p.name, "err", s.err)
-		// Even after a good session: a peer that accepts and hangs up at
-		// once must not make this loop spin.
-		if !p.sleep(backoff) {
-			return
-		}
+// connectFailed counts and logs a failed attempt to link, unless Close
+// caused it.
+func (p *Port) connectFailed(what string, err error, first bool, retryIn time.Duration) {
+	if p.closed.Load() {
+		return
 	}
+	p.Errors.Add(1)
+	if first {
+		p.log.Info("peer not reachable; trying until it is", "port", p.name, "op", what, "err", err)
+	} else {
+		p.log.Debug("attempt failed", "port", p.name, "op", what, "err", err, "retry_in", retryIn)
+	}
+}
+
+// serve publishes a new session on ep and waits for it to die. It reports
+// whether to connect again: not after Close.
+func (p *Port) serve(ep endpoint) bool {
+	s := sockets.NewSession(ep)
+	p.cur.Store(s)
+	p.LinkUp.Store(true)
+	p.Connects.Add(1)
+	p.log.Info("peer connected", "port", p.name)
+	select {
+	case p.up <- struct{}{}:
+	default:
+	}
+	select {
+	case <-s.Dead():
+	case <-p.done:
+		p.kill(s, p.errClosed) // Close may have looked before s was stored
+		return false
+	}
+	if p.closed.Load() {
+		return false
+	}
+	p.Disconnects.Add(1)
+	p.log.Info("peer gone; waiting for it", "port", p.name, "err", s.Err())
+	return true
 }
 
 // hello sends a lone End, as tunslip6 does, so that the peer's decoder

@@ -122,9 +122,6 @@ const txBufSize = 256 << 10
 // opened it again.
 const ptyPoll = 100 * time.Millisecond
 
-// dialTimeout bounds one connection attempt of Dial.
-const dialTimeout = 5 * time.Second
-
 // Options tune a port. The zero value is ready to use.
 type Options struct {
 	// MaxFrame is the longest frame sent or received; longer ones are

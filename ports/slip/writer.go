@@ -73,7 +73,7 @@ func (w *writer) flushRest(s *session) error {
 		w.owner, w.rest = s, nil
 	}
 	for len(w.rest) > 0 {
-		k, err := s.ep.Write(w.rest)
+		k, err := s.Conn.Write(w.rest)
 		w.rest = w.rest[k:]
 		if err != nil {
 			return err
