@@ -6,8 +6,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # iproute2: netns, veth, bridges for host-port tests; iputils-ping, iperf3:
 # real peers in those namespaces; tshark: checks captures; socat: pty and
-# serial peers; ethtool: offloads off on test veths; busybox-static, qemu-system-x86: QEMU guests (see qemu-deps.sh).
-pkgs=(iproute2 iputils-ping iperf3 tshark socat ethtool ca-certificates)
+# serial peers; ethtool: offloads off on test veths; prometheus: scrapes
+# zswitch and runs every Grafana dashboard query (metrics/prometheus_test.go);
+# busybox-static, qemu-system-x86: QEMU guests (see qemu-deps.sh).
+pkgs=(iproute2 iputils-ping iperf3 tshark socat ethtool prometheus ca-certificates)
 
 sudo=()
 if [[ $(id -u) != 0 ]]; then

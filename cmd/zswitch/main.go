@@ -14,6 +14,7 @@ Linux host on one virtual Ethernet switch, without root or bridges.
 
 Usage:
   zswitch run [--port SPEC]... [--config FILE] [--metrics-addr ADDR]
+  zswitch ctl [--control PATH] COMMAND   (ports, port, add, rm, fdb; see zswitch ctl --help)
   zswitch version
 
 With no arguments, "zswitch run" listens on /tmp/zswitch.sock and
@@ -39,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		err = runSwitch(args[1:], stdout, stderr, nil)
+	case "ctl":
+		err = runCtl(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "zswitch", version)
 	case "help", "-h", "--help":

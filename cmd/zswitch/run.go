@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/zswitch/zswitch/config"
+	"github.com/zswitch/zswitch/control"
 	"github.com/zswitch/zswitch/ports"
 	engine "github.com/zswitch/zswitch/switch"
 )
@@ -31,6 +32,7 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 		configPath  = fs.String("config", "", "YAML config `FILE` (ports, switch tuning); --port adds to its ports")
 		metricsAddr = fs.String("metrics-addr", "", "serve Prometheus metrics on `ADDR` (host:port); overrides the config's metrics_addr")
 		logLevel    = fs.String("log-level", "", "debug, info, warn or error (default info)")
+		controlPath = fs.String("control", control.DefaultPath(), "serve the control API (zswitch ctl) on the unix socket `PATH`; \"\" disables it")
 	)
 	fs.Func("port", "attach a port, `SPEC` = KIND:[TRANSPORT:]ADDRESS[,key=value…]; repeatable", func(s string) error {
 		specs = append(specs, s)
@@ -123,8 +125,18 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 		}
 		opened[i] = o
 	}
-	if cfg.MetricsAddr != "" {
-		log.Warn("metrics are not served yet by this build", "metrics_addr", cfg.MetricsAddr)
+	stopMetrics, err := startMetrics(cfg, e, ms, log)
+	if err != nil {
+		ms.Close()
+		e.Close()
+		return err
+	}
+	defer stopMetrics()
+	stopControl, err := startControl(fs, *controlPath, e, ms, cfg.Ports, opened, log)
+	if err != nil {
+		ms.Close()
+		e.Close()
+		return err
 	}
 	printQEMUFlags(stdout, cfg.Ports, opened)
 	log.Info("zswitch running", "ports", len(cfg.Ports))
@@ -134,6 +146,7 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 		log.Info("shutting down", "signal", s.String())
 	case <-stop:
 	}
+	stopControl()
 	attached := e.Ports()
 	err = errors.Join(e.Close(), ms.Close())
 	logTotals(log, attached)

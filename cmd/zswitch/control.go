@@ -1,0 +1,436 @@
+package main
+
+import (
+	"cmp"
+	"errors"
+	"flag"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/zswitch/zswitch/config"
+	"github.com/zswitch/zswitch/control"
+	"github.com/zswitch/zswitch/fdb"
+	"github.com/zswitch/zswitch/medium"
+	"github.com/zswitch/zswitch/ports"
+	engine "github.com/zswitch/zswitch/switch"
+)
+
+// startControl serves the control API for a run at path ("" serves
+// nothing). When the path is the default and another zswitch already
+// serves there, the run goes on without it; an explicit --control fails.
+// The returned stop is safe to call when nothing is served.
+func startControl(fs *flag.FlagSet, path string, e *engine.Engine, ms media, specs []config.Spec, opened []config.Opened, log *slog.Logger) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	cs := newControlSwitch(e, ms, log)
+	for i, sp := range specs {
+		cs.specs[sp.Name] = &specEntry{sp: sp, o: opened[i], since: time.Now()}
+	}
+	srv, err := control.Serve(path, 0, control.Handler(cs))
+	if err != nil {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "control" })
+		if !explicit && errors.Is(err, control.ErrInUse) {
+			log.Warn("control API not served", "err", err)
+			return func() {}, nil
+		}
+		return nil, err
+	}
+	log.Info("control API", "socket", path)
+	return func() { srv.Close() }, nil
+}
+
+// controlSwitch is the control API's view of a run: the engine, the
+// 802.15.4 media and the specs their ports and listeners came from.
+type controlSwitch struct {
+	e   *engine.Engine
+	log *slog.Logger
+
+	mu    sync.Mutex            // serialises adds and removes; guards the fields below
+	ms    media                 // runtime adds may create a medium
+	specs map[string]*specEntry // ports and listeners opened from specs, by name
+}
+
+type specEntry struct {
+	sp    config.Spec
+	o     config.Opened
+	since time.Time
+}
+
+func newControlSwitch(e *engine.Engine, ms media, log *slog.Logger) *controlSwitch {
+	return &controlSwitch{e: e, ms: ms, log: log, specs: map[string]*specEntry{}}
+}
+
+var _ control.Switch = (*controlSwitch)(nil)
+
+const segmentEthernet = "ethernet"
+
+func segmentOf(sp config.Spec) string {
+	if s := config.Segment(sp); s != "" {
+		return s
+	}
+	return segmentEthernet
+}
+
+// Ports lists listeners, ports and medium nodes, each connection right
+// after its listener.
+func (c *controlSwitch) Ports() []control.PortInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []control.PortInfo
+	for _, p := range c.e.Ports() {
+		pi := control.PortInfo{Name: p.Name, Kind: p.Kind, Segment: segmentEthernet, Since: p.Since}
+		if se, ok := c.specs[p.Name]; ok {
+			pi.Spec = se.sp.String()
+		}
+		fillCounters(&pi, p.Stats())
+		pi.QueueDepth, pi.QueueHigh = p.Queue()
+		out = append(out, pi)
+	}
+	accepted := map[string]uint64{}
+	for _, l := range c.e.Listeners() {
+		accepted[l.Name] = l.Accepted
+	}
+	for name, se := range c.specs {
+		if se.o.Listener == nil {
+			continue
+		}
+		out = append(out, control.PortInfo{
+			Name: name, Kind: se.sp.Kind, Segment: segmentOf(se.sp), Spec: se.sp.String(), Since: se.since,
+			Listener: true, Addr: se.o.Listener.Addr(), Accepted: accepted[name],
+		})
+	}
+	for _, m := range c.ms {
+		for _, n := range m.Nodes() {
+			pi := control.PortInfo{Name: n.Name, Segment: config.SegmentWPAN, Since: n.Since}
+			if se := c.specOfLocked(n.Name); se != nil {
+				pi.Kind = se.sp.Kind
+				if se.sp.Name == n.Name {
+					pi.Spec = se.sp.String()
+				}
+			}
+			fillCounters(&pi, n.Stats())
+			pi.QueueDepth, pi.QueueHigh = n.Queue()
+			out = append(out, pi)
+		}
+	}
+	slices.SortFunc(out, func(a, b control.PortInfo) int {
+		ap, an := splitConn(a.Name)
+		bp, bn := splitConn(b.Name)
+		return cmp.Or(strings.Compare(ap, bp), cmp.Compare(an, bn), strings.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// splitConn splits an accepted connection's name NAME/N into NAME and N;
+// any other name is itself and 0.
+func splitConn(name string) (string, int) {
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
+		return name, 0
+	}
+	n, err := strconv.Atoi(name[i+1:])
+	if err != nil || n <= 0 {
+		return name, 0
+	}
+	return name[:i], n
+}
+
+// specOfLocked finds the spec a port came from: its own, or its listener's.
+func (c *controlSwitch) specOfLocked(name string) *specEntry {
+	if se, ok := c.specs[name]; ok {
+		return se
+	}
+	if l, n := splitConn(name); n > 0 {
+		if se, ok := c.specs[l]; ok && se.o.Listener != nil {
+			return se
+		}
+	}
+	return nil
+}
+
+func fillCounters(pi *control.PortInfo, s *ports.Stats) {
+	pi.LinkUp = s.LinkUp.Load()
+	pi.RxFrames, pi.RxBytes = s.RxFrames.Load(), s.RxBytes.Load()
+	pi.TxFrames, pi.TxBytes = s.TxFrames.Load(), s.TxBytes.Load()
+	pi.Forwarded, pi.Flooded = s.Forwarded.Load(), s.Flooded.Load()
+	pi.RxInvalid, pi.LearnRefused, pi.Errors = s.RxInvalid.Load(), s.LearnRefused.Load(), s.Errors.Load()
+	pi.Connects, pi.Disconnects = s.Connects.Load(), s.Disconnects.Load()
+	for r := range ports.NumDropReasons {
+		if n := s.IngressDrops[r].Load(); n > 0 {
+			if pi.DropsIn == nil {
+				pi.DropsIn = map[string]uint64{}
+			}
+			pi.DropsIn[r.String()] = n
+			pi.Drops += n
+		}
+		if n := s.EgressDrops[r].Load(); n > 0 {
+			if pi.DropsOut == nil {
+				pi.DropsOut = map[string]uint64{}
+			}
+			pi.DropsOut[r.String()] = n
+			pi.Drops += n
+		}
+	}
+}
+
+func (c *controlSwitch) Port(name string) (control.PortInfo, error) {
+	for _, p := range c.Ports() {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return control.PortInfo{}, noPort(name)
+}
+
+func noPort(name string) error {
+	return control.NotFound("no port %q; zswitch ctl ports lists them", name)
+}
+
+// inUseLocked reports what already uses sp's name or address.
+func (c *controlSwitch) inUseLocked(sp config.Spec) error {
+	if se, ok := c.specs[sp.Name]; ok && !c.attachedLocked(se) {
+		delete(c.specs, sp.Name) // its port went away by itself (a failed dial)
+	}
+	taken := false
+	if _, ok := c.specs[sp.Name]; ok {
+		taken = true
+	} else if _, ok := c.e.Port(sp.Name); ok {
+		taken = true
+	} else {
+		for _, m := range c.ms {
+			if _, ok := m.Node(sp.Name); ok {
+				taken = true
+			}
+		}
+	}
+	if taken {
+		return control.Conflict("port %q: name %q is already used; add name=… to choose another", sp.Raw, sp.Name)
+	}
+	for name, se := range c.specs {
+		if se.sp.Transport == sp.Transport && se.sp.Address == sp.Address {
+			return control.Conflict("port %q: address %s is already used by port %s", sp.Raw, sp.Address, name)
+		}
+	}
+	return nil
+}
+
+// attachedLocked reports whether a spec's port or listener is still there.
+func (c *controlSwitch) attachedLocked(se *specEntry) bool {
+	if se.o.Listener != nil {
+		return true // listeners leave only through RemovePort
+	}
+	if segmentOf(se.sp) == config.SegmentWPAN {
+		if m := c.ms[config.MediumName(se.sp)]; m != nil {
+			_, ok := m.Node(se.sp.Name)
+			return ok
+		}
+		return false
+	}
+	_, ok := c.e.Port(se.sp.Name)
+	return ok
+}
+
+func (c *controlSwitch) AddPort(spec string) (control.PortInfo, error) {
+	sp, err := config.ParseSpec(spec)
+	if err != nil {
+		return control.PortInfo{}, control.Invalid("%v", err)
+	}
+	c.mu.Lock()
+	if err := c.inUseLocked(sp); err != nil {
+		c.mu.Unlock()
+		return control.PortInfo{}, err
+	}
+	o, err := config.Open(sp, config.Env{Logger: c.log})
+	if err != nil {
+		c.mu.Unlock()
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return control.PortInfo{}, control.Conflict("%v", err)
+		}
+		return control.PortInfo{}, err
+	}
+	switch {
+	case config.Segment(sp) == config.SegmentWPAN:
+		name := config.MediumName(sp)
+		if c.ms[name] == nil {
+			c.ms[name] = &runMedium{Medium: medium.New(medium.Config{Logger: c.log.With("medium", name)})}
+		}
+		err = c.ms.attach(sp, o)
+	case o.Listener != nil:
+		err = c.e.AttachListener(sp.Name, sp.Kind, o.Listener)
+	default:
+		_, err = c.e.Attach(sp.Name, sp.Kind, o.Port)
+	}
+	if err == nil {
+		c.specs[sp.Name] = &specEntry{sp: sp, o: o, since: time.Now()}
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return control.PortInfo{}, err
+	}
+	c.log.Info("port added", "port", sp.Name, "spec", sp.String())
+	pi, err := c.Port(sp.Name)
+	if err != nil {
+		// A connectionless port can already be gone again, e.g. a dial that failed.
+		pi = control.PortInfo{Name: sp.Name, Kind: sp.Kind, Segment: segmentOf(sp), Spec: sp.String()}
+	}
+	pi.QEMU = config.QEMUFlags(sp, o)
+	pi.Hints = config.Hints(sp, o)
+	return pi, nil
+}
+
+// RemovePort detaches a port or node, or closes a listener and detaches
+// the connections it accepted.
+func (c *controlSwitch) RemovePort(name string) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	se := c.specs[name]
+	delete(c.specs, name)
+	if se != nil && se.o.Listener != nil {
+		var err error
+		m := c.ms[config.MediumName(se.sp)]
+		wpan := segmentOf(se.sp) == config.SegmentWPAN
+		if wpan {
+			err = m.DetachListener(name)
+		} else {
+			err = c.e.DetachListener(name)
+		}
+		removed := []string{name}
+		var errs []error
+		if err != nil {
+			errs = append(errs, err)
+		}
+		var conns []string
+		if wpan {
+			for _, n := range m.Nodes() {
+				conns = append(conns, n.Name)
+			}
+		} else {
+			for _, p := range c.e.Ports() {
+				conns = append(conns, p.Name)
+			}
+		}
+		for _, n := range conns {
+			if l, i := splitConn(n); i > 0 && l == name {
+				if wpan {
+					err = m.Detach(n)
+				} else {
+					err = c.e.Detach(n)
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+				removed = append(removed, n)
+			}
+		}
+		c.log.Info("port removed", "port", name, "connections", len(removed)-1)
+		return removed, errors.Join(errs...)
+	}
+	if _, ok := c.e.Port(name); ok {
+		c.log.Info("port removed", "port", name)
+		return []string{name}, c.e.Detach(name)
+	}
+	for _, m := range c.ms {
+		if _, ok := m.Node(name); ok {
+			c.log.Info("port removed", "port", name)
+			return []string{name}, m.Detach(name)
+		}
+	}
+	return nil, noPort(name)
+}
+
+func (c *controlSwitch) FDB() ([]control.FDBEntry, error) {
+	names := map[uint16]string{}
+	for _, p := range c.e.Ports() {
+		names[p.ID] = p.Name
+	}
+	now := c.e.Config().Now()
+	es := c.e.FDB().Entries()
+	out := make([]control.FDBEntry, 0, len(es))
+	for _, e := range es {
+		fe := control.FDBEntry{MAC: e.Key.MAC, VLAN: e.Key.VLAN, Static: e.Static, Port: names[e.Port]}
+		if fe.Port == "" {
+			fe.Port = "#" + strconv.Itoa(int(e.Port)) // detached a moment ago
+		}
+		if !e.Static {
+			fe.Age = max(0, now.Sub(e.Seen).Round(time.Millisecond).Seconds())
+		}
+		out = append(out, fe)
+	}
+	slices.SortFunc(out, func(a, b control.FDBEntry) int {
+		return cmp.Or(strings.Compare(a.Port, b.Port), cmp.Compare(a.VLAN, b.VLAN), strings.Compare(a.MAC.String(), b.MAC.String()))
+	})
+	return out, nil
+}
+
+// ethernetPort finds an attached Ethernet port by name, or says why the
+// name has no MAC table entries.
+func (c *controlSwitch) ethernetPort(name string) (*engine.Port, error) {
+	if p, ok := c.e.Port(name); ok {
+		return p, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	se := c.specOfLocked(name)
+	switch {
+	case se != nil && segmentOf(se.sp) == config.SegmentWPAN:
+		return nil, control.Invalid("port %s is on an 802.15.4 medium, which has no MAC table", name)
+	case se != nil && se.sp.Name == name && se.o.Listener != nil:
+		return nil, control.Invalid("%s is a listener; use one of its connections (%s/1, …), see zswitch ctl ports", name, name)
+	}
+	return nil, noPort(name)
+}
+
+func (c *controlSwitch) AddStatic(mac fdb.MAC, vlan uint16, port string) error {
+	p, err := c.ethernetPort(port)
+	if err != nil {
+		return err
+	}
+	c.e.FDB().AddStatic(fdb.Key{MAC: mac, VLAN: vlan}, p.ID)
+	c.log.Info("static MAC added", "mac", mac, "vlan", vlan, "port", port)
+	return nil
+}
+
+func (c *controlSwitch) DeleteFDB(mac fdb.MAC, vlan int) (int, error) {
+	t := c.e.FDB()
+	if vlan >= 0 {
+		if t.Delete(fdb.Key{MAC: mac, VLAN: uint16(vlan)}) {
+			return 1, nil
+		}
+		return 0, nil
+	}
+	n := 0
+	for _, e := range t.Entries() {
+		if e.Key.MAC == mac && t.Delete(e.Key) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (c *controlSwitch) FlushFDB(port string, withStatic bool) (int, error) {
+	t := c.e.FDB()
+	if port != "" {
+		p, err := c.ethernetPort(port)
+		if err != nil {
+			return 0, err
+		}
+		return t.FlushPort(p.ID, withStatic), nil
+	}
+	if !withStatic {
+		return t.Flush(), nil
+	}
+	n := 0
+	for _, e := range t.Entries() {
+		if t.Delete(e.Key) {
+			n++
+		}
+	}
+	return n, nil
+}

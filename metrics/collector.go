@@ -1,0 +1,185 @@
+// Package metrics exports zswitch's counters to Prometheus. The collector
+// reads the datapath's own atomic counters when Prometheus scrapes, so
+// forwarding pays nothing for metrics beyond the counter updates it does
+// anyway; a port that leaves simply disappears from the next scrape.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zswitch/zswitch/medium"
+	"github.com/zswitch/zswitch/ports"
+	engine "github.com/zswitch/zswitch/switch"
+)
+
+// SegmentEthernet is the segment label of the Ethernet switch's ports.
+// Nodes of an 802.15.4 medium carry SegmentWPAN + "/" + the medium's name.
+const (
+	SegmentEthernet = "ethernet"
+	SegmentWPAN     = "802.15.4"
+)
+
+// BuildInfo labels zswitch_build_info.
+type BuildInfo struct {
+	Version   string // the module version, or "devel"
+	GoVersion string // runtime.Version()
+}
+
+// An Option adjusts a collector.
+type Option func(*collector)
+
+// WithNodeKind sets how the kind label of an 802.15.4 node is found from
+// its name (media do not record the spec kind). Without it, or when it
+// returns "", nodes have kind "wpan".
+func WithNodeKind(kind func(node string) string) Option {
+	return func(c *collector) { c.nodeKind = kind }
+}
+
+type collector struct {
+	e        *engine.Engine
+	media    map[string]*medium.Medium
+	info     BuildInfo
+	nodeKind func(string) string
+
+	rxFrames, rxBytes, txFrames, txBytes *prometheus.Desc
+	drops, errors, linkUp                *prometheus.Desc
+	connects, disconnects                *prometheus.Desc
+	queue, highWater                     *prometheus.Desc
+	flooded, learnRefused                *prometheus.Desc
+
+	fdbEntries, fdbStatic, fdbMax            *prometheus.Desc
+	fdbLearned, fdbMoved, fdbAged, fdbRefuse *prometheus.Desc
+	poolSlots, poolFree, poolMax             *prometheus.Desc
+	buildInfo                                *prometheus.Desc
+}
+
+// portLabels name every per-port series.
+var portLabels = []string{"port", "kind", "segment"}
+
+// NewCollector returns a collector of the engine's ports, FDB and pool and
+// of every medium's nodes (media may be nil). It reads counters only while
+// Prometheus scrapes.
+func NewCollector(e *engine.Engine, media map[string]*medium.Medium, info BuildInfo, opts ...Option) prometheus.Collector {
+	port := func(name, help string, extra ...string) *prometheus.Desc {
+		return prometheus.NewDesc("zswitch_port_"+name, help, append(portLabels[:len(portLabels):len(portLabels)], extra...), nil)
+	}
+	sw := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("zswitch_"+name, help, labels, nil)
+	}
+	c := &collector{
+		e: e, media: media, info: info,
+
+		rxFrames:     port("rx_frames_total", "Frames received from the port's peer."),
+		rxBytes:      port("rx_bytes_total", "Bytes received from the port's peer (Ethernet or 802.15.4 frames, no framing)."),
+		txFrames:     port("tx_frames_total", "Frames written to the port's peer."),
+		txBytes:      port("tx_bytes_total", "Bytes written to the port's peer."),
+		drops:        port("drops_total", "Frames discarded, by direction (in: received, out: on the way to the peer) and reason.", "direction", "reason"),
+		errors:       port("errors_total", "I/O errors other than drops (failed dials, resets)."),
+		linkUp:       port("link_up", "1 while the port's peer is connected (or, connectionless, reachable)."),
+		connects:     port("connects_total", "Times the port's peer connected."),
+		disconnects:  port("disconnects_total", "Times the port's peer went away."),
+		queue:        port("queue_frames", "Frames waiting in the port's egress queue."),
+		highWater:    port("queue_high_water_frames", "The most frames ever waiting in the port's egress queue."),
+		flooded:      port("flooded_frames_total", "Received frames sent to every other port (broadcast, multicast, unknown unicast)."),
+		learnRefused: port("learn_refused_total", "Source MACs not learned: table full or port limit reached."),
+
+		fdbEntries: sw("fdb_entries", "Entries in the MAC table, static ones included."),
+		fdbStatic:  sw("fdb_static_entries", "Static entries in the MAC table."),
+		fdbMax:     sw("fdb_max_entries", "The MAC table's capacity."),
+		fdbLearned: sw("fdb_learned_total", "MACs learned."),
+		fdbMoved:   sw("fdb_moved_total", "MACs that moved to another port."),
+		fdbAged:    sw("fdb_aged_total", "Entries removed by aging."),
+		fdbRefuse:  sw("fdb_refused_total", "MACs not learned: table full, port limit, or a static entry elsewhere."),
+		poolSlots:  sw("pool_slots", "Frame slots allocated by the switch's pool."),
+		poolFree:   sw("pool_free_slots", "Allocated frame slots not in use."),
+		poolMax:    sw("pool_max_slots", "The most frame slots the pool may allocate for the attached ports."),
+		buildInfo:  sw("build_info", "Always 1; the labels say which zswitch is running.", "version", "goversion"),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.rxFrames, c.rxBytes, c.txFrames, c.txBytes, c.drops, c.errors, c.linkUp,
+		c.connects, c.disconnects, c.queue, c.highWater, c.flooded, c.learnRefused,
+		c.fdbEntries, c.fdbStatic, c.fdbMax, c.fdbLearned, c.fdbMoved, c.fdbAged, c.fdbRefuse,
+		c.poolSlots, c.poolFree, c.poolMax, c.buildInfo,
+	} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.e.Ports() {
+		depth, hw := p.Queue()
+		c.collectPort(ch, p.Stats(), depth, hw, p.Name, p.Kind, SegmentEthernet)
+	}
+	for name, m := range c.media {
+		seg := SegmentWPAN + "/" + name
+		for _, n := range m.Nodes() {
+			kind := ""
+			if c.nodeKind != nil {
+				kind = c.nodeKind(n.Name)
+			}
+			if kind == "" {
+				kind = "wpan"
+			}
+			depth, hw := n.Queue()
+			c.collectPort(ch, n.Stats(), depth, hw, n.Name, kind, seg)
+		}
+	}
+
+	f := c.e.FDB().Stats()
+	gauge(ch, c.fdbEntries, float64(f.Entries))
+	gauge(ch, c.fdbStatic, float64(f.Static))
+	gauge(ch, c.fdbMax, float64(f.Capacity))
+	counter(ch, c.fdbLearned, f.Learned)
+	counter(ch, c.fdbMoved, f.Moved)
+	counter(ch, c.fdbAged, f.Aged)
+	counter(ch, c.fdbRefuse, f.Refused)
+
+	pool := c.e.Pool()
+	free, total := pool.Stats()
+	gauge(ch, c.poolSlots, float64(total))
+	gauge(ch, c.poolFree, float64(free))
+	gauge(ch, c.poolMax, float64(pool.Limit()))
+
+	gauge(ch, c.buildInfo, 1, c.info.Version, c.info.GoVersion)
+}
+
+// collectPort emits one port's series. Counters are loaded one by one, so
+// a scrape during traffic may see rx of one batch and not yet its tx: each
+// series is monotonic, which is all rate() needs.
+func (c *collector) collectPort(ch chan<- prometheus.Metric, s *ports.Stats, depth, hw int64, name, kind, seg string) {
+	counter(ch, c.rxFrames, s.RxFrames.Load(), name, kind, seg)
+	counter(ch, c.rxBytes, s.RxBytes.Load(), name, kind, seg)
+	counter(ch, c.txFrames, s.TxFrames.Load(), name, kind, seg)
+	counter(ch, c.txBytes, s.TxBytes.Load(), name, kind, seg)
+	for r := range ports.NumDropReasons {
+		counter(ch, c.drops, s.IngressDrops[r].Load(), name, kind, seg, "in", r.String())
+		counter(ch, c.drops, s.EgressDrops[r].Load(), name, kind, seg, "out", r.String())
+	}
+	counter(ch, c.errors, s.Errors.Load(), name, kind, seg)
+	up := 0.0
+	if s.LinkUp.Load() {
+		up = 1
+	}
+	gauge(ch, c.linkUp, up, name, kind, seg)
+	counter(ch, c.connects, s.Connects.Load(), name, kind, seg)
+	counter(ch, c.disconnects, s.Disconnects.Load(), name, kind, seg)
+	gauge(ch, c.queue, float64(depth), name, kind, seg)
+	gauge(ch, c.highWater, float64(hw), name, kind, seg)
+	counter(ch, c.flooded, s.Flooded.Load(), name, kind, seg)
+	counter(ch, c.learnRefused, s.LearnRefused.Load(), name, kind, seg)
+}
+
+func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
