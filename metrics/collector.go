@@ -46,6 +46,7 @@ type collector struct {
 	connects, disconnects                *prometheus.Desc
 	queue, highWater                     *prometheus.Desc
 	flooded, learnRefused                *prometheus.Desc
+	latency                              *prometheus.Desc
 
 	fdbEntries, fdbStatic, fdbMax            *prometheus.Desc
 	fdbLearned, fdbMoved, fdbAged, fdbRefuse *prometheus.Desc
@@ -80,6 +81,7 @@ func NewCollector(e *engine.Engine, media map[string]*medium.Medium, info BuildI
 		disconnects:  port("disconnects_total", "Times the port's peer went away."),
 		queue:        port("queue_frames", "Frames waiting in the port's egress queue."),
 		highWater:    port("queue_high_water_frames", "The most frames ever waiting in the port's egress queue."),
+		latency:      port("forward_latency_seconds", "Time from a frame's ingress read to its egress write on this port, queueing included; sampled once per egress write."),
 		flooded:      port("flooded_frames_total", "Received frames sent to every other port (broadcast, multicast, unknown unicast)."),
 		learnRefused: port("learn_refused_total", "Source MACs not learned: table full or port limit reached."),
 
@@ -104,7 +106,7 @@ func NewCollector(e *engine.Engine, media map[string]*medium.Medium, info BuildI
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.rxFrames, c.rxBytes, c.txFrames, c.txBytes, c.drops, c.errors, c.linkUp,
-		c.connects, c.disconnects, c.queue, c.highWater, c.flooded, c.learnRefused,
+		c.connects, c.disconnects, c.queue, c.highWater, c.flooded, c.learnRefused, c.latency,
 		c.fdbEntries, c.fdbStatic, c.fdbMax, c.fdbLearned, c.fdbMoved, c.fdbAged, c.fdbRefuse,
 		c.poolSlots, c.poolFree, c.poolMax, c.buildInfo,
 	} {
@@ -116,6 +118,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range c.e.Ports() {
 		depth, hw := p.Queue()
 		c.collectPort(ch, p.Stats(), depth, hw, p.Name, p.Kind, SegmentEthernet)
+		c.collectLatency(ch, p.Latency(), p.Name, p.Kind, SegmentEthernet)
 	}
 	for name, m := range c.media {
 		seg := SegmentWPAN + "/" + name
@@ -174,6 +177,18 @@ func (c *collector) collectPort(ch chan<- prometheus.Metric, s *ports.Stats, dep
 	gauge(ch, c.highWater, float64(hw), name, kind, seg)
 	counter(ch, c.flooded, s.Flooded.Load(), name, kind, seg)
 	counter(ch, c.learnRefused, s.LearnRefused.Load(), name, kind, seg)
+}
+
+// collectLatency emits the engine's log2 latency histogram as a
+// Prometheus histogram (cumulative buckets, seconds).
+func (c *collector) collectLatency(ch chan<- prometheus.Metric, l engine.LatencySnapshot, name, kind, seg string) {
+	buckets := make(map[float64]uint64, engine.LatencyBuckets-1)
+	var cum uint64
+	for i := range engine.LatencyBuckets - 1 { // the last bucket is +Inf
+		cum += l.Buckets[i]
+		buckets[engine.BucketBound(i).Seconds()] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(c.latency, l.Count, l.Sum.Seconds(), buckets, name, kind, seg)
 }
 
 func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, labels ...string) {

@@ -158,8 +158,8 @@ zswitch_build_info{goversion="go1.26.8",version="v1.2.3"} 1
 	if free, ok := value(mfs, "zswitch_pool_free_slots", nil); !ok || free <= 0 {
 		t.Errorf("zswitch_pool_free_slots = %v, %v", free, ok)
 	}
-	if names := len(mfs); names != 24 {
-		t.Errorf("%d metric families, want 24", names)
+	if names := len(mfs); names != 25 {
+		t.Errorf("%d metric families, want 25", names)
 	}
 
 	// A port that leaves disappears.

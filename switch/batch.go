@@ -10,6 +10,7 @@ const maxBatch = 64
 // are recycled through batchFree: one handoff per batch, not per frame.
 type batch struct {
 	n  int
+	rx int64 // monotonic() when its frames left ReadFrames, for Latency
 	fs [maxBatch]*frame.Frame
 }
 

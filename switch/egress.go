@@ -21,6 +21,7 @@ func (e *Engine) egress(p *Port) {
 	rel := releaser{pool: e.pool, free: make([]*frame.Frame, 0, egressGather)}
 	var lastErrLog time.Time
 	for b := range p.queue {
+		oldest := b.rx
 		out = e.take(out[:0], b)
 	gather:
 		for len(out)+maxBatch <= cap(out) {
@@ -29,6 +30,7 @@ func (e *Engine) egress(p *Port) {
 				if !ok {
 					break gather
 				}
+				oldest = min(oldest, b.rx)
 				out = e.take(out, b)
 			default:
 				break gather
@@ -37,6 +39,7 @@ func (e *Engine) egress(p *Port) {
 		if p.detaching.Load() {
 			p.stats.EgressDrops[ports.DropLinkDown].Add(uint64(len(out)))
 		} else {
+			p.latency.observe(time.Duration(monotonic() - oldest))
 			n, err := p.p.WriteFrames(out)
 			var bytes uint64
 			for _, f := range out[:n] {

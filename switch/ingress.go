@@ -56,6 +56,7 @@ type forwarder struct {
 	port    *Port
 	pending []*batch // per egress port id: the batch being filled
 	touched []uint16 // ids with a pending batch
+	rx      int64    // when the batch being forwarded was read
 	rel     releaser
 }
 
@@ -83,6 +84,7 @@ func (fw *forwarder) forward(fs []*frame.Frame) {
 		others--
 	}
 	now := e.cfg.Now().UnixMilli()
+	fw.rx = monotonic()
 	var (
 		rxBytes, forwarded, flooded, refused uint64
 		runts, groupSrc, filtered            uint64
@@ -167,13 +169,16 @@ func (fw *forwarder) enqueue(q *Port, f *frame.Frame) {
 	b := fw.pending[q.ID]
 	if b == nil {
 		b = fw.e.batches.get()
+		b.rx = fw.rx
 		fw.pending[q.ID] = b
 		fw.touched = append(fw.touched, q.ID)
 	}
 	b.add(f)
 	if b.full() {
 		fw.send(q, b)
-		fw.pending[q.ID] = fw.e.batches.get()
+		nb := fw.e.batches.get()
+		nb.rx = fw.rx
+		fw.pending[q.ID] = nb
 	}
 }
 

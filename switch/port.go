@@ -30,6 +30,8 @@ type Port struct {
 	// against a port-table snapshot; Detach waits for it to move on.
 	forwarding atomic.Uint64
 
+	latency Latency
+
 	detaching  atomic.Bool
 	closing    chan struct{} // closed when detaching starts: wakes an ingress waiting for buffers
 	readerDone chan struct{}
@@ -41,6 +43,9 @@ func (p *Port) Stats() *ports.Stats { return p.stats }
 
 // Queue returns the frames waiting in the egress queue and the most ever.
 func (p *Port) Queue() (depth, highWater int64) { return p.queued.Load(), p.highWater.Load() }
+
+// Latency returns the port's forwarding-latency histogram.
+func (p *Port) Latency() LatencySnapshot { return p.latency.Snapshot() }
 
 // Underlying returns the port implementation, for optional interfaces.
 func (p *Port) Underlying() ports.Port { return p.p }
