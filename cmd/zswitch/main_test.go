@@ -33,7 +33,7 @@ func TestRunSwitchesAndCleansUp(t *testing.T) {
 	bin := buildZswitch(t)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "z.sock")
-	cmd := exec.Command(bin, "run", "--port", "stream-listen:unix:"+sock+",name=lab", "--port", "stream-listen:tcp:127.0.0.1:0,name=tcp")
+	cmd := exec.Command(bin, "run", "--port", "stream-listen:unix:"+sock+",name=lab", "--port", "stream-listen:tcp:127.0.0.1:0,name=tcp", "--stats-interval", "100ms")
 	stdout, _ := cmd.StdoutPipe()
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
@@ -73,6 +73,12 @@ func TestRunSwitchesAndCleansUp(t *testing.T) {
 		t.Fatalf("b got %x, want %x", got, frame)
 	}
 
+	for start := time.Now(); !strings.Contains(stderr.String(), `msg=rates ports=2 rx_fps=`); {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("no rates line with --stats-interval:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())

@@ -32,6 +32,7 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 		configPath  = fs.String("config", "", "YAML config `FILE` (ports, switch tuning); --port adds to its ports")
 		metricsAddr = fs.String("metrics-addr", "", "serve Prometheus metrics on `ADDR` (host:port); overrides the config's metrics_addr")
 		logLevel    = fs.String("log-level", "", "debug, info, warn or error (default info)")
+		ratesEvery  = fs.Duration("stats-interval", 0, "log a line of switch-wide rates every `DURATION` (e.g. 10s); 0: never")
 		controlPath = fs.String("control", control.DefaultPath(), "serve the control API (zswitch ctl) on the unix socket `PATH`; \"\" disables it")
 	)
 	fs.Func("port", "attach a port, `SPEC` = KIND:[TRANSPORT:]ADDRESS[,key=value…]; repeatable", func(s string) error {
@@ -52,6 +53,9 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 			return err
 		}
 		return usageError{err}
+	}
+	if *ratesEvery < 0 {
+		return usageError{fmt.Errorf("run: --stats-interval %v is negative", *ratesEvery)}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("run: unexpected argument %q (ports are given with --port)", fs.Arg(0))}
@@ -139,6 +143,11 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 		return err
 	}
 	printQEMUFlags(stdout, cfg.Ports, opened)
+	if *ratesEvery > 0 {
+		stopRates := make(chan struct{})
+		defer close(stopRates)
+		go logRates(log, e, *ratesEvery, stopRates)
+	}
 	log.Info("zswitch running", "ports", len(cfg.Ports))
 
 	select {
