@@ -28,4 +28,9 @@ if ((${#missing[@]})); then
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# The package also starts a system Prometheus on :9090 where systemd runs;
+# the tests start their own on a free loopback port and need none.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+	"${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
 "$here/qemu-deps.sh"
