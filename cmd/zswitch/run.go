@@ -40,7 +40,7 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 		return nil
 	})
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: zswitch run [--port SPEC]... [--config FILE] [--metrics-addr ADDR]\n\n")
+		fmt.Fprintf(stderr, "Usage: zswitch run [--port SPEC]... [--config FILE] [--metrics-addr ADDR] [--control PATH] [--stats-interval DURATION]\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nPort kinds (every kind also takes name=NAME):\n")
 		for _, l := range config.KindHelp() {
@@ -110,6 +110,13 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 		e.Close()
 		return usageError{err}
 	}
+	started := false // until then, a failure closes what was opened
+	defer func() {
+		if !started {
+			ms.Close()
+			e.Close()
+		}
+	}()
 	opened := make([]config.Opened, len(cfg.Ports))
 	for i, sp := range cfg.Ports {
 		o, err := config.Open(sp, config.Env{Logger: log})
@@ -123,25 +130,20 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 			_, err = e.Attach(sp.Name, sp.Kind, o.Port)
 		}
 		if err != nil {
-			ms.Close()
-			e.Close()
 			return err
 		}
 		opened[i] = o
 	}
 	stopMetrics, err := startMetrics(cfg, e, ms, log)
 	if err != nil {
-		ms.Close()
-		e.Close()
 		return err
 	}
 	defer stopMetrics()
 	stopControl, err := startControl(fs, *controlPath, e, ms, cfg.Ports, opened, log)
 	if err != nil {
-		ms.Close()
-		e.Close()
 		return err
 	}
+	started = true
 	printQEMUFlags(stdout, cfg.Ports, opened)
 	if *ratesEvery > 0 {
 		stopRates := make(chan struct{})
