@@ -3,6 +3,7 @@ module github.com/zswitch/zswitch
 go 1.26.8
 
 require (
+	github.com/gopacket/gopacket v1.7.7
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/vishvananda/netns v0.0.5

@@ -102,6 +102,40 @@ func (c *Client) FlushFDB(port string, withStatic bool) (int, error) {
 	return n.Removed, err
 }
 
+// Captures lists the running captures.
+func (c *Client) Captures() ([]CaptureInfo, error) {
+	var cs []CaptureInfo
+	return cs, c.do(http.MethodGet, "/v1/captures", nil, &cs)
+}
+
+// A CaptureReader is a live capture: a pcapng stream that lasts until
+// Close, which stops the capture in the switch.
+type CaptureReader struct {
+	io.ReadCloser
+	ID uint64 // the capture's ID in Captures
+}
+
+// Capture starts capturing a port, a listener's connections or "all", and
+// returns the pcapng stream.
+func (c *Client) Capture(port string) (*CaptureReader, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://zswitch/v1/capture?"+url.Values{"port": {port}}.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Transport: c.hc.Transport} // no timeout: the stream lasts
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, c.connError(err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return nil, errorAnswer(http.MethodGet, "/v1/capture", resp, b)
+	}
+	id, _ := strconv.ParseUint(resp.Header.Get(CaptureHeader), 10, 64)
+	return &CaptureReader{ReadCloser: resp.Body, ID: id}, nil
+}
+
 // Get fetches an endpoint's JSON as is, for --json output.
 func (c *Client) Get(path string) (json.RawMessage, error) {
 	var m json.RawMessage
@@ -128,10 +162,7 @@ func (c *Client) do(method, path string, body, out any) error {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w at %s", ErrNotRunning, c.path)
-		}
-		return fmt.Errorf("control socket %s: %w", c.path, err)
+		return c.connError(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -139,11 +170,7 @@ func (c *Client) do(method, path string, body, out any) error {
 		return fmt.Errorf("control socket %s: %w", c.path, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e ErrorBody
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
-		}
-		return &Error{Status: resp.StatusCode, Msg: e.Error}
+		return errorAnswer(method, path, resp, b)
 	}
 	if out == nil {
 		return nil
@@ -152,4 +179,20 @@ func (c *Client) do(method, path string, body, out any) error {
 		return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
 	}
 	return nil
+}
+
+func (c *Client) connError(err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w at %s", ErrNotRunning, c.path)
+	}
+	return fmt.Errorf("control socket %s: %w", c.path, err)
+}
+
+// errorAnswer turns an error answer into an *Error with the server's message.
+func errorAnswer(method, path string, resp *http.Response, body []byte) error {
+	var e ErrorBody
+	if json.Unmarshal(body, &e) != nil || e.Error == "" {
+		e.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
+	}
+	return &Error{Status: resp.StatusCode, Msg: e.Error}
 }

@@ -16,6 +16,8 @@
 //	POST   /v1/fdb                    {"mac", "vlan", "port"} adds a static entry
 //	DELETE /v1/fdb[?port=P][&static=true]   flushes learned entries (and static ones)
 //	DELETE /v1/fdb/{mac}[?vlan=N]     removes one MAC (in every VLAN without vlan=)
+//	GET    /v1/capture?port=NAME|all  streams a live capture as pcapng until the client hangs up
+//	GET    /v1/captures               running captures with their frame and drop counts
 //
 // Errors come back as {"error": "…"} with a status code: 400 for a bad
 // request, 404 for an unknown port or MAC, 409 for a name or address in use.
@@ -53,6 +55,11 @@ type Switch interface {
 	// FlushFDB removes the learned entries of one port ("" for all), and the
 	// static ones too if withStatic, and returns how many it removed.
 	FlushFDB(port string, withStatic bool) (int, error)
+	// Capture starts capturing a port, a listener's connections or "all";
+	// the caller streams it and closes it.
+	Capture(port string) (CaptureStream, error)
+	// Captures lists the running captures.
+	Captures() []CaptureInfo
 }
 
 // PortInfo describes a port, a listener or an accepted connection.

@@ -26,8 +26,10 @@ func Handler(sw Switch) http.Handler {
 	mux.HandleFunc("POST /v1/fdb", h.addStatic)
 	mux.HandleFunc("DELETE /v1/fdb", h.flush)
 	mux.HandleFunc("DELETE /v1/fdb/{mac}", h.deleteMAC)
+	mux.HandleFunc("GET /v1/capture", h.capture)
+	mux.HandleFunc("GET /v1/captures", h.captures)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s; see GET /v1/ports and /v1/fdb", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s; see GET /v1/ports, /v1/fdb and /v1/captures", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -193,4 +195,57 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, ErrorBody{Error: err.Error()})
+}
+
+// capture streams a capture as pcapng, flushed after every read, until the
+// client hangs up or the server shuts down.
+func (h *handler) capture(w http.ResponseWriter, r *http.Request) {
+	port := r.URL.Query().Get("port")
+	if port == "" {
+		writeError(w, http.StatusBadRequest, errors.New("missing port=NAME (a port or listener, see GET /v1/ports) or port=all"))
+		return
+	}
+	cs, err := h.sw.Capture(port)
+	if err != nil {
+		writeError(w, StatusOf(err), err)
+		return
+	}
+	defer cs.Close()
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", ContentTypePcapng)
+	w.Header().Set(CaptureHeader, strconv.FormatUint(cs.Info().ID, 10))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	pw := newPcapngWriter(w)
+	for _, ci := range cs.Interfaces() {
+		if _, err := pw.iface(ci); err != nil {
+			return
+		}
+	}
+	if pw.flush() != nil || rc.Flush() != nil {
+		return
+	}
+	ps := make([]Packet, 256)
+	for {
+		n, err := cs.Read(r.Context(), ps)
+		if err != nil {
+			return // the client hung up, the server is stopping, or the capture was stopped
+		}
+		for i := range ps[:n] {
+			if err := pw.write(&ps[i]); err != nil {
+				return
+			}
+		}
+		if pw.flush() != nil || rc.Flush() != nil {
+			return
+		}
+	}
+}
+
+func (h *handler) captures(w http.ResponseWriter, r *http.Request) {
+	cs := h.sw.Captures()
+	if cs == nil {
+		cs = []CaptureInfo{}
+	}
+	writeJSON(w, http.StatusOK, cs)
 }

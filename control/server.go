@@ -33,6 +33,7 @@ type Server struct {
 	path string
 	fi   os.FileInfo // the socket file it created, so Close removes only that
 	srv  *http.Server
+	stop context.CancelFunc // ends every request's context: live captures
 	done chan struct{}
 	once sync.Once
 	err  error
@@ -72,9 +73,13 @@ func Serve(path string, mode os.FileMode, h http.Handler) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
+	base, stop := context.WithCancel(context.Background())
 	s := &Server{
-		path: path, fi: fi, done: make(chan struct{}),
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},
+		path: path, fi: fi, done: make(chan struct{}), stop: stop,
+		srv: &http.Server{
+			Handler: h, ReadHeaderTimeout: 10 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return base },
+		},
 	}
 	go func() {
 		defer close(s.done)
@@ -88,10 +93,12 @@ func Serve(path string, mode os.FileMode, h http.Handler) (*Server, error) {
 // Path is where the server listens.
 func (s *Server) Path() string { return s.path }
 
-// Close stops serving, waits up to two seconds for requests in flight and
-// removes the socket file. It is safe to call twice.
+// Close stops serving, ends streaming requests (captures), waits up to two
+// seconds for other requests in flight and removes the socket file. It is
+// safe to call twice.
 func (s *Server) Close() error {
 	s.once.Do(func() {
+		s.stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := s.srv.Shutdown(ctx); err != nil {

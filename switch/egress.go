@@ -41,6 +41,7 @@ func (e *Engine) egress(p *Port) {
 		} else {
 			p.latency.observe(time.Duration(monotonic() - oldest))
 			n, err := p.p.WriteFrames(out)
+			e.caps.tap(p, out[:max(n, 0)], Outbound)
 			var bytes uint64
 			for _, f := range out[:n] {
 				bytes += uint64(f.Len())

@@ -53,6 +53,7 @@ type Engine struct {
 	batches batchPool
 
 	table atomic.Pointer[portTable] // immutable snapshot, replaced on attach/detach
+	caps  captureSet                // running captures (capture.go)
 
 	mu        sync.Mutex // guards the fields below, and serialises attach/detach
 	byName    map[string]*Port

@@ -32,6 +32,7 @@ func (e *Engine) ingress(p *Port) {
 		var n int
 		n, err = p.p.ReadFrames(fs[:have])
 		if n > 0 {
+			e.caps.tap(p, fs[:n], Inbound)
 			fw.forward(fs[:n])
 			copy(fs, fs[n:have])
 			clear(fs[have-n : have])

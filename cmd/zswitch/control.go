@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"flag"
 	"log/slog"
@@ -433,4 +434,77 @@ func (c *controlSwitch) FlushFDB(port string, withStatic bool) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// Capture starts an engine capture of an Ethernet port, a listener's
+// connections or "all" (every Ethernet port). 802.15.4 media have their
+// own capture (medium.Capture), not served by the API.
+func (c *controlSwitch) Capture(port string) (control.CaptureStream, error) {
+	if port != "all" {
+		c.mu.Lock()
+		se := c.specOfLocked(port)
+		c.mu.Unlock()
+		if se != nil && segmentOf(se.sp) == config.SegmentWPAN {
+			return nil, control.Invalid("port %s is on 802.15.4 medium %s, which the API cannot capture yet; capture an Ethernet port or all", port, config.MediumName(se.sp))
+		}
+	}
+	cp, err := c.e.Capture(engine.CaptureSelect{Port: port})
+	if errors.Is(err, engine.ErrNoPort) {
+		return nil, noPort(port)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("capture started", "id", cp.ID, "port", cp.Selection())
+	return &captureStream{c: cp, log: c.log}, nil
+}
+
+func (c *controlSwitch) Captures() []control.CaptureInfo {
+	var out []control.CaptureInfo
+	for _, cp := range c.e.Captures() {
+		out = append(out, captureInfo(cp))
+	}
+	return out
+}
+
+func captureInfo(cp *engine.Capture) control.CaptureInfo {
+	s := cp.Stats()
+	return control.CaptureInfo{ID: cp.ID, Port: cp.Selection(), Since: cp.Since, Frames: s.Frames, Bytes: s.Bytes, Drops: s.Drops}
+}
+
+// captureStream serves an engine capture to the control API.
+type captureStream struct {
+	c    *engine.Capture
+	log  *slog.Logger
+	recs []engine.CaptureRecord
+}
+
+func (s *captureStream) Info() control.CaptureInfo { return captureInfo(s.c) }
+
+func (s *captureStream) Interfaces() []control.CaptureInterface {
+	var out []control.CaptureInterface
+	for _, p := range s.c.Ports() {
+		out = append(out, control.CaptureInterface{Name: p.Name, Kind: p.Kind, LinkType: control.LinkTypeEthernet})
+	}
+	return out
+}
+
+func (s *captureStream) Read(ctx context.Context, dst []control.Packet) (int, error) {
+	if len(s.recs) < len(dst) {
+		s.recs = make([]engine.CaptureRecord, len(dst))
+	}
+	n, err := s.c.Read(ctx, s.recs[:len(dst)])
+	for i, r := range s.recs[:n] {
+		dst[i] = control.Packet{
+			CaptureInterface: control.CaptureInterface{Name: r.Port.Name, Kind: r.Port.Kind, LinkType: control.LinkTypeEthernet},
+			Time:             r.Time, Dir: int(r.Dir), Length: r.Length, Data: r.Data,
+		}
+	}
+	return n, err
+}
+
+func (s *captureStream) Close() error {
+	st := s.c.Stats()
+	s.log.Info("capture stopped", "id", s.c.ID, "port", s.c.Selection(), "frames", st.Frames, "drops", st.Drops)
+	return s.c.Close()
 }

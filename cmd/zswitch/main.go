@@ -15,6 +15,7 @@ Linux host on one virtual Ethernet switch, without root or bridges.
 Usage:
   zswitch run [--port SPEC]... [--config FILE] [--metrics-addr ADDR]
   zswitch ctl [--control PATH] COMMAND   (ports, port, add, rm, fdb; see zswitch ctl --help)
+  zswitch capture [--control PATH] PORT|all [-w FILE|-] [-c COUNT]   (live pcapng)
   zswitch version
 
 With no arguments, "zswitch run" listens on /tmp/zswitch.sock and
@@ -42,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runSwitch(args[1:], stdout, stderr, nil)
 	case "ctl":
 		err = runCtl(args[1:], stdout, stderr)
+	case "capture":
+		err = runCapture(args[1:], stdout, stderr, nil)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "zswitch", version)
 	case "help", "-h", "--help":
