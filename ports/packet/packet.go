@@ -143,6 +143,8 @@ type Conn struct {
 	// Owned by the reading goroutine.
 	readErrLog  time.Time
 	oversizeLog time.Time
+	// kernelDropLog is owned by the watcher goroutine.
+	kernelDropLog time.Time
 
 	// partialUnfixed counts frames whose offloaded checksum could not be
 	// completed (not TCP or UDP over IPv4 or IPv6): they leave as they came.

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/vishvananda/netns"
+	"github.com/zswitch/zswitch/ports"
 	"github.com/zswitch/zswitch/ports/internal/mmsg"
 	"golang.org/x/sys/unix"
 )
@@ -244,6 +245,29 @@ func (c *Conn) watch() {
 				errLog = now
 				c.log.Warn("re-attach failed; retrying", "port", c.name, "err", err)
 			}
+		}
+		if s := c.cur.Load(); s != nil {
+			c.countKernelDrops(s)
+		}
+	}
+}
+
+// countKernelDrops adds the frames the kernel dropped because the socket's
+// receive buffer was full (PACKET_STATISTICS, which resets on reading) to
+// the port's no_buffer drops: they entered the interface and never reached
+// zswitch, and a switch that hid them would lie about what it delivered.
+func (c *Conn) countKernelDrops(s *sock) {
+	var drops uint32
+	s.rc.Control(func(fd uintptr) {
+		if st, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			drops = st.Drops
+		}
+	})
+	if drops > 0 {
+		c.DropIn(ports.DropNoBuffer, uint64(drops))
+		if now := time.Now(); now.Sub(c.kernelDropLog) > logEvery {
+			c.kernelDropLog = now
+			c.log.Warn("the kernel dropped frames: zswitch did not read the socket fast enough", "port", c.name, "frames", drops)
 		}
 	}
 }
