@@ -267,3 +267,31 @@ func TestCaptureNoAllocs(t *testing.T) {
 		t.Fatalf("capture stats %+v: want frames buffered, then drops (nobody reads)", s)
 	}
 }
+
+// TestCloseEndsCaptures: closing the engine ends running captures, so a
+// reader is never left waiting on a switch that is gone.
+func TestCloseEndsCaptures(t *testing.T) {
+	e, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attach(t, e, "a", newMemPort())
+	c, err := e.Capture(CaptureSelect{Port: "all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Read(context.Background(), make([]CaptureRecord, 8))
+		done <- err
+	}()
+	e.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("Read after Close: %v, want io.EOF", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a capture reader still waits after the engine closed")
+	}
+}

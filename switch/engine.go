@@ -161,6 +161,10 @@ func (e *Engine) Close() error {
 	for _, l := range ls {
 		errs = append(errs, l.l.Close())
 	}
+	// Captures end first: their readers get what was captured, then EOF.
+	for _, c := range e.Captures() {
+		c.Close()
+	}
 	for _, p := range ps {
 		// By pointer, not name: a port whose peer just hung up may be
 		// detaching itself, and then this waits for it instead of failing.
