@@ -130,6 +130,13 @@ func TestCaptureEndToEnd(t *testing.T) {
 		}
 	}
 	waitCaptures(2)
+	// ctl lists both running captures.
+	ls := exec.Command(bin, "ctl", "--control", ctl, "captures")
+	ls.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	if out, err := ls.CombinedOutput(); err != nil || !strings.Contains(string(out), "ID  PORT") ||
+		!strings.Contains(string(out), " all ") || !strings.Contains(string(out), " lab/1 ") {
+		t.Fatalf("ctl captures: %v\n%s", err, out)
+	}
 	exchange(2)
 	for _, cmd := range []*exec.Cmd{all, one, ts} {
 		if err := waitTimeout(cmd, 20*time.Second); err != nil {

@@ -123,8 +123,17 @@ func runCtl(args []string, stdout, stderr io.Writer) error {
 		})
 	case "fdb":
 		return ctlFDB(o, c, pos[1:])
+	case "captures":
+		if err := want(0, "no arguments"); err != nil {
+			return err
+		}
+		cs, err := c.Captures()
+		if err != nil {
+			return ctlError(o, err)
+		}
+		return o.print(cs, func(w io.Writer) { printCaptures(w, cs) })
 	default:
-		return usageError{fmt.Errorf("ctl: unknown command %q; commands: ports, port, add, rm, fdb", pos[0])}
+		return usageError{fmt.Errorf("ctl: unknown command %q; commands: ports, port, add, rm, fdb, captures", pos[0])}
 	}
 }
 
@@ -298,6 +307,21 @@ func printAdded(w io.Writer, p control.PortInfo) {
 			fmt.Fprintf(w, "  %s\n", f)
 		}
 	}
+}
+
+// printCaptures lists running captures; `zswitch capture` starts one and
+// ends it when it exits.
+func printCaptures(w io.Writer, cs []control.CaptureInfo) {
+	if len(cs) == 0 {
+		fmt.Fprintln(w, "no captures running; start one with zswitch capture PORT|all -w FILE")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPORT\tSINCE\tFRAMES\tBYTES\tDROPS")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\n", c.ID, c.Port, c.Since.Format(time.TimeOnly), c.Frames, c.Bytes, c.Drops)
+	}
+	tw.Flush()
 }
 
 func printFDB(w io.Writer, es []control.FDBEntry) {
