@@ -124,6 +124,7 @@ func (fw *forwarder) forward(fs []*frame.Frame) {
 	if c := m.capture.Load(); c != nil {
 		c.offer(fs)
 	}
+	m.recs.tap(n, fs, Inbound)
 	self := -1
 	for i, q := range t.nodes {
 		if q == n {
@@ -295,6 +296,7 @@ func (m *Medium) write(n *Node, out []*frame.Frame) {
 		return
 	}
 	k, err := n.p.WriteFrames(out)
+	m.recs.tap(n, out[:k], Outbound)
 	var bytes uint64
 	for _, f := range out[:k] {
 		bytes += uint64(f.Len())

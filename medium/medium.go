@@ -106,6 +106,7 @@ type Medium struct {
 	table   atomic.Pointer[table]
 	capture atomic.Pointer[capturer]
 	capMu   sync.Mutex // serialises Capture and its stop
+	recs    recSet     // record captures (CaptureRecords)
 	wg      sync.WaitGroup
 	done    chan struct{}
 }
@@ -363,7 +364,7 @@ func (m *Medium) Node(name string) (*Node, bool) {
 	return n, ok
 }
 
-// Close stops accepting, detaches every node and stops a capture.
+// Close stops accepting, detaches every node and stops every capture.
 func (m *Medium) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -382,6 +383,9 @@ func (m *Medium) Close() error {
 		m.detach(n, false)
 	}
 	m.stopCapture()
+	for _, c := range m.RecCaptures() {
+		c.Close()
+	}
 	m.wg.Wait()
 	return nil
 }

@@ -205,6 +205,17 @@ func (e *Engine) Capture(sel CaptureSelect) (*Capture, error) {
 	return c, nil
 }
 
+// NewCaptureID takes a capture ID from the sequence Capture uses, for
+// captures run elsewhere (an 802.15.4 medium's) that are listed with the
+// engine's.
+func (e *Engine) NewCaptureID() uint64 {
+	s := &e.caps
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next++
+	return s.next
+}
+
 // Captures returns the running captures.
 func (e *Engine) Captures() []*Capture {
 	if l := e.caps.list.Load(); l != nil {

@@ -17,12 +17,16 @@ import (
 	"github.com/zswitch/zswitch/control"
 )
 
-const captureUsage = `Usage: zswitch capture [--control PATH] PORT|all [-w FILE|-] [-c COUNT]
+const captureUsage = `Usage: zswitch capture [--control PATH] PORT|MEDIUM|all [-w FILE|-] [-c COUNT]
 
 Captures the frames of PORT (a port, or every connection of a listener) or
 of every Ethernet port, live, as pcapng: one interface per port, each
 packet marked inbound (received from the port's peer) or outbound (sent
 to it). Ctrl-C ends the capture; the file stays valid.
+
+802.15.4 nodes, wpan listeners and whole media (by the medium's name, e.g.
+default) are captured as link type 230 (IEEE 802.15.4 without FCS); "all"
+covers the Ethernet ports only.
 
   zswitch capture qemu/1 -w - | wireshark -k -i -
   zswitch capture all -w lab.pcapng -c 1000

@@ -56,6 +56,9 @@ type controlSwitch struct {
 	mu    sync.Mutex            // serialises adds and removes; guards the fields below
 	ms    media                 // runtime adds may create a medium
 	specs map[string]*specEntry // ports and listeners opened from specs, by name
+
+	capMu    sync.Mutex               // guards wpanCaps
+	wpanCaps map[*wpanStream]struct{} // running captures of 802.15.4 media
 }
 
 type specEntry struct {
@@ -65,7 +68,7 @@ type specEntry struct {
 }
 
 func newControlSwitch(e *engine.Engine, ms media, log *slog.Logger) *controlSwitch {
-	return &controlSwitch{e: e, ms: ms, log: log, specs: map[string]*specEntry{}}
+	return &controlSwitch{e: e, ms: ms, log: log, specs: map[string]*specEntry{}, wpanCaps: map[*wpanStream]struct{}{}}
 }
 
 var _ control.Switch = (*controlSwitch)(nil)
@@ -436,16 +439,27 @@ func (c *controlSwitch) FlushFDB(port string, withStatic bool) (int, error) {
 	return n, nil
 }
 
-// Capture starts an engine capture of an Ethernet port, a listener's
-// connections or "all" (every Ethernet port). 802.15.4 media have their
-// own capture (medium.Capture), not served by the API.
+// Capture starts a capture of an Ethernet port, a listener's connections
+// or "all" (every Ethernet port) on the engine; or, on an 802.15.4 medium,
+// of a node, a wpan listener's nodes or, by the medium's name, every node
+// of the medium (link type 230, PSDUs without FCS). "all" covers the
+// Ethernet ports only: capture a medium by its name.
 func (c *controlSwitch) Capture(port string) (control.CaptureStream, error) {
 	if port != "all" {
-		c.mu.Lock()
-		se := c.specOfLocked(port)
-		c.mu.Unlock()
-		if se != nil && segmentOf(se.sp) == config.SegmentWPAN {
-			return nil, control.Invalid("port %s is on 802.15.4 medium %s, which the API cannot capture yet; capture an Ethernet port or all", port, config.MediumName(se.sp))
+		if m, node := c.mediumOf(port); m != nil {
+			rc, err := m.CaptureRecords(node, 0)
+			if errors.Is(err, medium.ErrNoNode) {
+				return nil, noPort(port)
+			}
+			if err != nil {
+				return nil, err
+			}
+			s := &wpanStream{c: rc, sw: c, port: port, id: c.e.NewCaptureID(), kinds: map[string]string{}}
+			c.capMu.Lock()
+			c.wpanCaps[s] = struct{}{}
+			c.capMu.Unlock()
+			c.log.Info("capture started", "id", s.id, "port", port, "segment", config.SegmentWPAN)
+			return s, nil
 		}
 	}
 	cp, err := c.e.Capture(engine.CaptureSelect{Port: port})
@@ -459,12 +473,109 @@ func (c *controlSwitch) Capture(port string) (control.CaptureStream, error) {
 	return &captureStream{c: cp, log: c.log}, nil
 }
 
+// mediumOf finds the 802.15.4 medium of a node or wpan listener, and the
+// name to capture on it; or, when name is a medium's and no port's, that
+// medium and "all". It returns nil for anything else.
+func (c *controlSwitch) mediumOf(name string) (*runMedium, string) {
+	if _, ok := c.e.Port(name); ok {
+		return nil, ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if se := c.specOfLocked(name); se != nil {
+		if segmentOf(se.sp) == config.SegmentWPAN && c.ms[config.MediumName(se.sp)] != nil {
+			return c.ms[config.MediumName(se.sp)], name
+		}
+		return nil, ""
+	}
+	for _, m := range c.ms {
+		if _, ok := m.Node(name); ok {
+			return m, name
+		}
+	}
+	if m := c.ms[name]; m != nil {
+		return m, "all"
+	}
+	return nil, ""
+}
+
+// kindOf is the kind of a wpan node: its spec's, or its listener's.
+func (c *controlSwitch) kindOf(name string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if se := c.specOfLocked(name); se != nil {
+		return se.sp.Kind
+	}
+	return "wpan"
+}
+
 func (c *controlSwitch) Captures() []control.CaptureInfo {
 	var out []control.CaptureInfo
 	for _, cp := range c.e.Captures() {
 		out = append(out, captureInfo(cp))
 	}
+	c.capMu.Lock()
+	for s := range c.wpanCaps {
+		out = append(out, s.Info())
+	}
+	c.capMu.Unlock()
+	slices.SortFunc(out, func(a, b control.CaptureInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
+}
+
+// wpanStream serves an 802.15.4 medium's record capture to the control
+// API.
+type wpanStream struct {
+	c     *medium.RecCapture
+	sw    *controlSwitch
+	port  string // what was asked for: a node, a wpan listener or a medium
+	id    uint64
+	recs  []medium.Record
+	kinds map[string]string // node kinds seen, read by Read's goroutine only
+}
+
+func (s *wpanStream) Info() control.CaptureInfo {
+	st := s.c.Stats()
+	return control.CaptureInfo{ID: s.id, Port: s.port, Since: s.c.Since, Frames: st.Frames, Bytes: st.Bytes, Drops: st.Drops}
+}
+
+func (s *wpanStream) Interfaces() []control.CaptureInterface {
+	var out []control.CaptureInterface
+	for _, n := range s.c.Nodes() {
+		out = append(out, control.CaptureInterface{Name: n.Name, Kind: s.sw.kindOf(n.Name), LinkType: control.LinkTypeIEEE802154NoFCS})
+	}
+	return out
+}
+
+func (s *wpanStream) Read(ctx context.Context, dst []control.Packet) (int, error) {
+	if len(s.recs) < len(dst) {
+		s.recs = make([]medium.Record, len(dst))
+	}
+	n, err := s.c.Read(ctx, s.recs[:len(dst)])
+	for i, r := range s.recs[:n] {
+		kind, ok := s.kinds[r.Node]
+		if !ok {
+			kind = s.sw.kindOf(r.Node)
+			s.kinds[r.Node] = kind
+		}
+		dst[i] = control.Packet{
+			CaptureInterface: control.CaptureInterface{Name: r.Node, Kind: kind, LinkType: control.LinkTypeIEEE802154NoFCS},
+			Time:             r.Time, Dir: int(r.Dir), Length: r.Length, Data: r.Data,
+		}
+	}
+	return n, err
+}
+
+func (s *wpanStream) Close() error {
+	s.sw.capMu.Lock()
+	_, running := s.sw.wpanCaps[s]
+	delete(s.sw.wpanCaps, s)
+	s.sw.capMu.Unlock()
+	if running {
+		st := s.c.Stats()
+		s.sw.log.Info("capture stopped", "id", s.id, "port", s.port, "frames", st.Frames, "drops", st.Drops)
+	}
+	return s.c.Close()
 }
 
 func captureInfo(cp *engine.Capture) control.CaptureInfo {

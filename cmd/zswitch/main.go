@@ -15,7 +15,7 @@ Linux host on one virtual Ethernet switch, without root or bridges.
 Usage:
   zswitch run [--port SPEC]... [--config FILE] [--metrics-addr ADDR]
   zswitch ctl [--control PATH] COMMAND   (ports, port, add, rm, fdb; see zswitch ctl --help)
-  zswitch capture [--control PATH] PORT|all [-w FILE|-] [-c COUNT]   (live pcapng)
+  zswitch capture [--control PATH] PORT|MEDIUM|all [-w FILE|-] [-c COUNT]   (live pcapng)
   zswitch version
 
 With no arguments, "zswitch run" listens on /tmp/zswitch.sock and
