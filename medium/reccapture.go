@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zswitch/zswitch/frame"
+	"github.com/zswitch/zswitch/frame/capring"
 )
 
 // Record captures
@@ -38,19 +38,15 @@ var ErrNoNode = errors.New("no such node")
 
 // A Direction says which way a captured frame crossed its node. The values
 // are pcapng's epb_flags direction bits.
-type Direction uint8
+type Direction = capring.Direction
 
 const (
-	Inbound  Direction = 1 // received from the node's peer
-	Outbound Direction = 2 // written to the node's peer
+	Inbound  = capring.Inbound  // received from the node's peer
+	Outbound = capring.Outbound // written to the node's peer
 )
 
 // RecStats counts what a record capture buffered and what it dropped.
-type RecStats struct {
-	Frames uint64 // frames copied into the buffer
-	Bytes  uint64 // their captured bytes
-	Drops  uint64 // frames lost because the buffer was full
-}
+type RecStats = capring.Stats
 
 // A Record is one captured frame: a PSDU without FCS.
 type Record struct {
@@ -67,30 +63,13 @@ type RecCapture struct {
 	ID    uint64
 	Since time.Time
 
-	m       *Medium
-	all     bool
-	name    string // the selected node, or the listener whose nodes are selected
-	prefix  bool   // select NAME/… instead of NAME
-	notify  chan struct{}
-	done    chan struct{}
-	closeMu sync.Once
-
-	mu     sync.Mutex // guards everything below
-	closed bool
-	stats  RecStats
-	// arena holds the frame bytes in fixed slots of SlotSize, one per
-	// record: recs[i%len] uses arena[(i%len)*SlotSize:].
-	arena        []byte
-	recs         []recEntry
-	rhead, rtail uint64
-	lentN        uint64 // records the last Read handed out: freed by the next Read
-}
-
-type recEntry struct {
-	ts   int64
-	node string
-	n    uint8
-	dir  Direction
+	m      *Medium
+	all    bool
+	name   string // the selected node, or the listener whose nodes are selected
+	prefix bool   // select NAME/… instead of NAME
+	// ring holds a slot's worth of arena per record, and one more for the
+	// gap where it wraps: it drops only when slots records are buffered.
+	ring *capring.Ring[string]
 }
 
 // recSet is a medium's list of running record captures.
@@ -116,7 +95,7 @@ func (s *recSet) offer(n *Node, fs []*frame.Frame, d Direction) {
 	ts := time.Now().UnixNano()
 	for _, c := range *l {
 		if c.selects(n.Name) {
-			c.add(n.Name, fs, d, ts)
+			c.ring.Add(n.Name, fs, d, ts)
 		}
 	}
 }
@@ -136,12 +115,9 @@ func (m *Medium) CaptureRecords(node string, buffer int) (*RecCapture, error) {
 	}
 	slots := buffer / SlotSize
 	c := &RecCapture{
-		Since:  time.Now(),
-		m:      m,
-		notify: make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		arena:  make([]byte, slots*SlotSize),
-		recs:   make([]recEntry, slots),
+		Since: time.Now(),
+		m:     m,
+		ring:  capring.New[string]((slots+1)*SlotSize, slots, SlotSize),
 	}
 	switch node {
 	case "", "all":
@@ -211,111 +187,36 @@ func (c *RecCapture) selects(name string) bool {
 }
 
 // Stats returns the capture's counters.
-func (c *RecCapture) Stats() RecStats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stats
-}
-
-// add copies fs into the buffer, or counts them as dropped.
-func (c *RecCapture) add(node string, fs []*frame.Frame, d Direction, ts int64) {
-	size := uint64(len(c.recs))
-	added := false
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	for _, f := range fs {
-		// Slots lent to the reader stay in use until its next Read.
-		if c.rtail-c.rhead == size {
-			c.stats.Drops++
-			continue
-		}
-		i := c.rtail % size
-		b := f.Bytes()
-		k := copy(c.arena[i*SlotSize:(i+1)*SlotSize], b)
-		c.recs[i] = recEntry{ts: ts, node: node, n: uint8(k), dir: d}
-		c.rtail++
-		c.stats.Frames++
-		c.stats.Bytes += uint64(k)
-		added = true
-	}
-	c.mu.Unlock()
-	if added {
-		select {
-		case c.notify <- struct{}{}:
-		default:
-		}
-	}
-}
+func (c *RecCapture) Stats() RecStats { return c.ring.Stats() }
 
 // Read waits until at least one frame is buffered and fills dst with as
 // many as are there. The records' Data stays valid until the next Read.
 // After Close, Read returns what is still buffered, then io.EOF; when ctx
 // ends first, its error.
 func (c *RecCapture) Read(ctx context.Context, dst []Record) (int, error) {
-	if len(dst) == 0 {
-		return 0, nil
-	}
-	c.mu.Lock()
-	c.rhead += c.lentN
-	c.lentN = 0
-	for c.rtail == c.rhead {
-		if c.closed {
-			c.mu.Unlock()
-			return 0, io.EOF
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.notify:
-		case <-c.done:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-		c.mu.Lock()
-	}
-	size := uint64(len(c.recs))
-	n := min(uint64(len(dst)), c.rtail-c.rhead)
-	for j := range n {
-		i := (c.rhead + j) % size
-		r := &c.recs[i]
-		off := i * SlotSize
-		dst[j] = Record{
-			Time:   time.Unix(0, r.ts),
-			Node:   r.node,
-			Dir:    r.dir,
-			Length: int(r.n),
-			Data:   c.arena[off : off+uint64(r.n) : off+uint64(r.n)],
-		}
-	}
-	c.lentN = n
-	c.mu.Unlock()
-	return int(n), nil
+	return c.ring.ReadFunc(ctx, len(dst), func(i int, r capring.Record[string]) {
+		dst[i] = Record{Time: r.Time, Node: r.Src, Dir: r.Dir, Length: r.Length, Data: r.Data}
+	})
 }
 
 // Close stops the capture: no more frames are added, and Read returns
 // what is buffered, then io.EOF. It is safe to call twice.
 func (c *RecCapture) Close() error {
-	c.closeMu.Do(func() {
-		c.mu.Lock()
-		c.closed = true
-		c.mu.Unlock()
-		close(c.done)
-
-		s := &c.m.recs
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		old := s.list.Load()
-		if old == nil {
-			return
-		}
-		l := slices.DeleteFunc(slices.Clone(*old), func(x *RecCapture) bool { return x == c })
-		if len(l) == 0 {
-			s.list.Store(nil)
-		} else {
-			s.list.Store(&l)
-		}
-	})
+	if !c.ring.Close() {
+		return nil
+	}
+	s := &c.m.recs
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.list.Load()
+	if old == nil {
+		return nil
+	}
+	l := slices.DeleteFunc(slices.Clone(*old), func(x *RecCapture) bool { return x == c })
+	if len(l) == 0 {
+		s.list.Store(nil)
+	} else {
+		s.list.Store(&l)
+	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zswitch/zswitch/frame"
+	"github.com/zswitch/zswitch/frame/capring"
 )
 
 // Capture taps
@@ -37,22 +37,12 @@ var ErrNoPort = errors.New("no such port")
 
 // A Direction says which way a captured frame crossed its port. The values
 // are pcapng's epb_flags direction bits.
-type Direction uint8
+type Direction = capring.Direction
 
 const (
-	Inbound  Direction = 1 // received from the port's peer
-	Outbound Direction = 2 // written to the port's peer
+	Inbound  = capring.Inbound  // received from the port's peer
+	Outbound = capring.Outbound // written to the port's peer
 )
-
-func (d Direction) String() string {
-	switch d {
-	case Inbound:
-		return "in"
-	case Outbound:
-		return "out"
-	}
-	return "unknown"
-}
 
 // CaptureSelect chooses what a capture records.
 type CaptureSelect struct {
@@ -69,11 +59,7 @@ type CaptureSelect struct {
 }
 
 // CaptureStats counts what a capture buffered and what it dropped.
-type CaptureStats struct {
-	Frames uint64 // frames copied into the buffer
-	Bytes  uint64 // their captured bytes
-	Drops  uint64 // frames lost because the buffer was full
-}
+type CaptureStats = capring.Stats
 
 // A CaptureRecord is one captured frame.
 type CaptureRecord struct {
@@ -90,40 +76,11 @@ type Capture struct {
 	ID    uint64
 	Since time.Time
 
-	e       *Engine
-	all     bool
-	name    string // the selected port, or the listener whose connections are selected
-	prefix  bool   // select NAME/… instead of NAME
-	snap    int
-	notify  chan struct{} // capacity 1: a record arrived
-	done    chan struct{} // closed by Close
-	closeMu sync.Once
-
-	mu     sync.Mutex // guards everything below
-	closed bool
-	stats  CaptureStats
-
-	// arena holds the frame bytes, a ring addressed by ever-growing offsets:
-	// [head, tail) is in use. A record never wraps: when it does not fit
-	// before the end, the gap is skipped and it starts at 0.
-	arena      []byte
-	head, tail uint64
-	// recs is a ring of records: [rhead, rtail) are buffered.
-	recs         []capRec
-	rhead, rtail uint64
-	// lent is what the last Read handed out: freed by the next Read.
-	lentN   uint64
-	lentEnd uint64
-}
-
-type capRec struct {
-	ts     int64 // unix nanoseconds
-	port   *Port
-	end    uint64 // arena tail after this record
-	off    uint32 // start of data in arena
-	n      uint32 // captured bytes
-	length uint32 // length on the wire
-	dir    Direction
+	e      *Engine
+	all    bool
+	name   string // the selected port, or the listener whose connections are selected
+	prefix bool   // select NAME/… instead of NAME
+	ring   *capring.Ring[*Port]
 }
 
 // captureSet is the engine's list of running captures.
@@ -149,7 +106,7 @@ func (s *captureSet) offer(p *Port, fs []*frame.Frame, d Direction) {
 	ts := time.Now().UnixNano()
 	for _, c := range *l {
 		if c.selects(p.Name) {
-			c.add(p, fs, d, ts)
+			c.ring.Add(p, fs, d, ts)
 		}
 	}
 }
@@ -167,16 +124,9 @@ func (e *Engine) Capture(sel CaptureSelect) (*Capture, error) {
 		return nil, fmt.Errorf("capture: negative snap length %d", sel.SnapLen)
 	}
 	c := &Capture{
-		Since:  e.cfg.Now(),
-		e:      e,
-		snap:   sel.SnapLen,
-		notify: make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		arena:  make([]byte, sel.Buffer),
-		recs:   make([]capRec, max(sel.Buffer/128, 64)),
-	}
-	if c.snap == 0 {
-		c.snap = frame.MaxSlotSize
+		Since: e.cfg.Now(),
+		e:     e,
+		ring:  capring.New[*Port](sel.Buffer, max(sel.Buffer/128, 64), sel.SnapLen),
 	}
 	switch sel.Port {
 	case "", "all":
@@ -255,122 +205,36 @@ func (c *Capture) selects(name string) bool {
 }
 
 // Stats returns the capture's counters.
-func (c *Capture) Stats() CaptureStats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stats
-}
-
-// add copies fs into the buffer, or counts them as dropped.
-func (c *Capture) add(p *Port, fs []*frame.Frame, d Direction, ts int64) {
-	size := uint64(len(c.arena))
-	added := false
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	for _, f := range fs {
-		b := f.Bytes()
-		n := min(len(b), c.snap)
-		need := uint64(n+7) &^ 7 // 8-byte aligned records: no two share a word
-		pos := c.tail % size
-		skip := uint64(0)
-		if pos+need > size {
-			skip = size - pos
-		}
-		if c.rtail-c.rhead == uint64(len(c.recs)) || c.tail+skip+need-c.head > size {
-			c.stats.Drops++
-			continue
-		}
-		off := (pos + skip) % size
-		copy(c.arena[off:], b[:n])
-		c.tail += skip + need
-		c.recs[c.rtail%uint64(len(c.recs))] = capRec{
-			ts: ts, port: p, end: c.tail, off: uint32(off), n: uint32(n), length: uint32(len(b)), dir: d,
-		}
-		c.rtail++
-		c.stats.Frames++
-		c.stats.Bytes += uint64(n)
-		added = true
-	}
-	c.mu.Unlock()
-	if added {
-		select {
-		case c.notify <- struct{}{}:
-		default:
-		}
-	}
-}
+func (c *Capture) Stats() CaptureStats { return c.ring.Stats() }
 
 // Read waits until at least one frame is buffered and fills dst with as
 // many as are there. The records' Data stays valid until the next Read,
 // which frees it. After Close, Read returns what is still buffered, then
 // io.EOF; when ctx ends first, its error.
 func (c *Capture) Read(ctx context.Context, dst []CaptureRecord) (int, error) {
-	if len(dst) == 0 {
-		return 0, nil
-	}
-	c.mu.Lock()
-	c.rhead += c.lentN
-	if c.lentN > 0 {
-		c.head = c.lentEnd
-	}
-	c.lentN = 0
-	for c.rtail == c.rhead {
-		if c.closed {
-			c.mu.Unlock()
-			return 0, io.EOF
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.notify:
-		case <-c.done:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-		c.mu.Lock()
-	}
-	n := min(uint64(len(dst)), c.rtail-c.rhead)
-	for i := range n {
-		r := &c.recs[(c.rhead+i)%uint64(len(c.recs))]
-		dst[i] = CaptureRecord{
-			Time:   time.Unix(0, r.ts),
-			Port:   r.port,
-			Dir:    r.dir,
-			Length: int(r.length),
-			Data:   c.arena[r.off : r.off+r.n : r.off+r.n],
-		}
-		r.port = nil
-		c.lentEnd = r.end
-	}
-	c.lentN = n
-	c.mu.Unlock()
-	return int(n), nil
+	return c.ring.ReadFunc(ctx, len(dst), func(i int, r capring.Record[*Port]) {
+		dst[i] = CaptureRecord{Time: r.Time, Port: r.Src, Dir: r.Dir, Length: r.Length, Data: r.Data}
+	})
 }
 
 // Close stops the capture: no more frames are added, and Read returns what
 // is buffered, then io.EOF. It is safe to call twice.
 func (c *Capture) Close() error {
-	c.closeMu.Do(func() {
-		c.mu.Lock()
-		c.closed = true
-		c.mu.Unlock()
-		close(c.done)
-
-		s := &c.e.caps
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		old := s.list.Load()
-		if old == nil {
-			return
-		}
-		l := slices.DeleteFunc(slices.Clone(*old), func(x *Capture) bool { return x == c })
-		if len(l) == 0 {
-			s.list.Store(nil)
-		} else {
-			s.list.Store(&l)
-		}
-	})
+	if !c.ring.Close() {
+		return nil
+	}
+	s := &c.e.caps
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.list.Load()
+	if old == nil {
+		return nil
+	}
+	l := slices.DeleteFunc(slices.Clone(*old), func(x *Capture) bool { return x == c })
+	if len(l) == 0 {
+		s.list.Store(nil)
+	} else {
+		s.list.Store(&l)
+	}
 	return nil
 }
