@@ -3,7 +3,9 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -367,4 +369,41 @@ func TestCloseWhilePortsLeave(t *testing.T) {
 			t.Fatalf("Close: %v", err)
 		}
 	}
+}
+
+// TestMoveWarning: a MAC seen on two ports is logged once (rate-limited),
+// however often it flaps, and every move is counted.
+func TestMoveWarning(t *testing.T) {
+	var log bytes.Buffer
+	var mu sync.Mutex
+	e := newEngine(t, Config{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil))})
+	a, b := newMemPort(), newMemPort()
+	attach(t, e, "a", a)
+	attach(t, e, "b", b)
+	for range 5 { // the classic: two guests on QEMU's default MAC
+		a.inject(ethFrame(bcast, macC, 60))
+		expectFrame(t, b, ethFrame(bcast, macC, 60), "b")
+		b.inject(ethFrame(bcast, macC, 60))
+		expectFrame(t, a, ethFrame(bcast, macC, 60), "a")
+	}
+	waitFor(t, func() bool { return e.FDB().Stats().Moved == 9 }, "9 moves")
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(log.String(), "a MAC moved to another port"); n != 1 {
+		t.Fatalf("%d move warnings, want 1:\n%s", n, log.String())
+	}
+	if !strings.Contains(log.String(), "mac=52:54:00:00:00:0c") {
+		t.Fatalf("the warning does not name the MAC:\n%s", log.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -105,8 +105,11 @@ func (fw *forwarder) forward(fs []*frame.Frame) {
 			fw.rel.release1(f)
 			continue
 		}
-		if e.fdb.Learn(fdb.Key{MAC: src}, p.ID, now) == fdb.Refused {
+		switch e.fdb.Learn(fdb.Key{MAC: src}, p.ID, now) {
+		case fdb.Refused:
 			refused++
+		case fdb.Moved:
+			e.noteMove(src, p)
 		}
 		if !dst.IsGroup() {
 			if id, ok := e.fdb.Lookup(fdb.Key{MAC: dst}); ok {

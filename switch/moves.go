@@ -1,0 +1,26 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/zswitch/zswitch/fdb"
+)
+
+// moveLogEvery bounds how often a MAC move is logged: a MAC flapping
+// between two ports moves on nearly every frame.
+const moveLogEvery = 10 * time.Second
+
+// noteMove logs, at most every moveLogEvery, that a source MAC showed up
+// on another port. A guest that migrated moves once; two guests started
+// with the same MAC (QEMU's and Zephyr's defaults are fixed addresses)
+// move back and forth, and traffic to them goes astray. The count of all
+// moves is in the FDB's statistics (zswitch_fdb_moved_total).
+func (e *Engine) noteMove(mac fdb.MAC, to *Port) {
+	now := time.Now().UnixNano()
+	last := e.lastMoveLog.Load()
+	if now-last < int64(moveLogEvery) || !e.lastMoveLog.CompareAndSwap(last, now) {
+		return
+	}
+	e.log.Warn("a MAC moved to another port; if it keeps moving, two peers share it (give every guest its own mac=)",
+		"mac", mac, "port", to.Name, "moves", e.fdb.Stats().Moved)
+}
