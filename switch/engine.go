@@ -55,7 +55,7 @@ type Engine struct {
 	table atomic.Pointer[portTable] // immutable snapshot, replaced on attach/detach
 
 	lastMoveLog atomic.Int64 // unix ns of the last MAC-move warning
-	caps  captureSet                // running captures (capture.go)
+	caps        captureSet   // running captures (capture.go)
 
 	mu        sync.Mutex // guards the fields below, and serialises attach/detach
 	byName    map[string]*Port
