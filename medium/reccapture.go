@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/zswitch/zswitch/frame"
@@ -63,38 +59,31 @@ type RecCapture struct {
 	ID    uint64
 	Since time.Time
 
-	m      *Medium
-	all    bool
-	name   string // the selected node, or the listener whose nodes are selected
-	prefix bool   // select NAME/… instead of NAME
+	m   *Medium
+	sel capring.Selection
 	// ring holds a slot's worth of arena per record, and one more for the
 	// gap where it wraps: it drops only when slots records are buffered.
 	ring *capring.Ring[string]
 }
 
 // recSet is a medium's list of running record captures.
-type recSet struct {
-	mu   sync.Mutex
-	next uint64
-	list atomic.Pointer[[]*RecCapture] // immutable; nil while nobody captures
-}
+type recSet struct{ capring.Set[*RecCapture] }
 
 // tap offers a batch to every running record capture: one atomic load
 // when there are none.
 func (s *recSet) tap(n *Node, fs []*frame.Frame, d Direction) {
-	if s.list.Load() != nil {
-		s.offer(n, fs, d)
+	if l := s.Active(); l != nil {
+		offerRecs(l, n, fs, d)
 	}
 }
 
-func (s *recSet) offer(n *Node, fs []*frame.Frame, d Direction) {
-	l := s.list.Load()
-	if l == nil || len(fs) == 0 {
+func offerRecs(l []*RecCapture, n *Node, fs []*frame.Frame, d Direction) {
+	if len(fs) == 0 {
 		return
 	}
 	ts := time.Now().UnixNano()
-	for _, c := range *l {
-		if c.selects(n.Name) {
+	for _, c := range l {
+		if c.sel.Selects(n.Name) {
 			c.ring.Add(n.Name, fs, d, ts)
 		}
 	}
@@ -121,9 +110,9 @@ func (m *Medium) CaptureRecords(node string, buffer int) (*RecCapture, error) {
 	}
 	switch node {
 	case "", "all":
-		c.all = true
+		c.sel.All = true
 	default:
-		c.name = node
+		c.sel.Name = node
 		if _, ok := m.Node(node); !ok {
 			m.mu.Lock()
 			_, ok = m.listeners[node]
@@ -131,59 +120,29 @@ func (m *Medium) CaptureRecords(node string, buffer int) (*RecCapture, error) {
 			if !ok {
 				return nil, fmt.Errorf("capture %s: %w", node, ErrNoNode)
 			}
-			c.prefix = true
+			c.sel.Prefix = true
 		}
 	}
-	s := &m.recs
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.next++
-	c.ID = s.next
-	var l []*RecCapture
-	if old := s.list.Load(); old != nil {
-		l = slices.Clone(*old)
-	}
-	l = append(l, c)
-	s.list.Store(&l)
+	c.ID = m.recs.Add(c)
 	return c, nil
 }
 
 // RecCaptures returns the running record captures.
-func (m *Medium) RecCaptures() []*RecCapture {
-	if l := m.recs.list.Load(); l != nil {
-		return slices.Clone(*l)
-	}
-	return nil
-}
+func (m *Medium) RecCaptures() []*RecCapture { return m.recs.List() }
 
 // Selection is what the capture was started with: a node or listener
 // name, or "all".
-func (c *RecCapture) Selection() string {
-	if c.all {
-		return "all"
-	}
-	return c.name
-}
+func (c *RecCapture) Selection() string { return c.sel.String() }
 
 // Nodes returns the attached nodes the capture selects now.
 func (c *RecCapture) Nodes() []*Node {
 	var ns []*Node
 	for _, n := range c.m.Nodes() {
-		if c.selects(n.Name) {
+		if c.sel.Selects(n.Name) {
 			ns = append(ns, n)
 		}
 	}
 	return ns
-}
-
-func (c *RecCapture) selects(name string) bool {
-	switch {
-	case c.all:
-		return true
-	case c.prefix:
-		return len(name) > len(c.name) && name[len(c.name)] == '/' && strings.HasPrefix(name, c.name)
-	}
-	return name == c.name
 }
 
 // Stats returns the capture's counters.
@@ -202,21 +161,8 @@ func (c *RecCapture) Read(ctx context.Context, dst []Record) (int, error) {
 // Close stops the capture: no more frames are added, and Read returns
 // what is buffered, then io.EOF. It is safe to call twice.
 func (c *RecCapture) Close() error {
-	if !c.ring.Close() {
-		return nil
-	}
-	s := &c.m.recs
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.list.Load()
-	if old == nil {
-		return nil
-	}
-	l := slices.DeleteFunc(slices.Clone(*old), func(x *RecCapture) bool { return x == c })
-	if len(l) == 0 {
-		s.list.Store(nil)
-	} else {
-		s.list.Store(&l)
+	if c.ring.Close() {
+		c.m.recs.Remove(c)
 	}
 	return nil
 }

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/zswitch/zswitch/frame"
@@ -76,36 +73,29 @@ type Capture struct {
 	ID    uint64
 	Since time.Time
 
-	e      *Engine
-	all    bool
-	name   string // the selected port, or the listener whose connections are selected
-	prefix bool   // select NAME/… instead of NAME
-	ring   *capring.Ring[*Port]
+	e    *Engine
+	sel  capring.Selection
+	ring *capring.Ring[*Port]
 }
 
 // captureSet is the engine's list of running captures.
-type captureSet struct {
-	mu   sync.Mutex // serialises changes to list
-	next uint64
-	list atomic.Pointer[[]*Capture] // immutable; nil while nobody captures
-}
+type captureSet struct{ capring.Set[*Capture] }
 
 // tap offers a batch to every running capture. It is the datapath's only
 // contact with captures: one atomic load when there are none.
 func (s *captureSet) tap(p *Port, fs []*frame.Frame, d Direction) {
-	if s.list.Load() != nil {
-		s.offer(p, fs, d)
+	if l := s.Active(); l != nil {
+		offer(l, p, fs, d)
 	}
 }
 
-func (s *captureSet) offer(p *Port, fs []*frame.Frame, d Direction) {
-	l := s.list.Load()
-	if l == nil || len(fs) == 0 {
+func offer(l []*Capture, p *Port, fs []*frame.Frame, d Direction) {
+	if len(fs) == 0 {
 		return
 	}
 	ts := time.Now().UnixNano()
-	for _, c := range *l {
-		if c.selects(p.Name) {
+	for _, c := range l {
+		if c.sel.Selects(p.Name) {
 			c.ring.Add(p, fs, d, ts)
 		}
 	}
@@ -130,78 +120,41 @@ func (e *Engine) Capture(sel CaptureSelect) (*Capture, error) {
 	}
 	switch sel.Port {
 	case "", "all":
-		c.all = true
+		c.sel.All = true
 	default:
-		c.name = sel.Port
+		c.sel.Name = sel.Port
 		if _, ok := e.Port(sel.Port); !ok {
 			if !slices.ContainsFunc(e.Listeners(), func(l ListenerInfo) bool { return l.Name == sel.Port }) {
 				return nil, fmt.Errorf("capture %s: %w", sel.Port, ErrNoPort)
 			}
-			c.prefix = true
+			c.sel.Prefix = true
 		}
 	}
-
-	s := &e.caps
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.next++
-	c.ID = s.next
-	var l []*Capture
-	if old := s.list.Load(); old != nil {
-		l = slices.Clone(*old)
-	}
-	l = append(l, c)
-	s.list.Store(&l)
+	c.ID = e.caps.Add(c)
 	return c, nil
 }
 
 // NewCaptureID takes a capture ID from the sequence Capture uses, for
 // captures run elsewhere (an 802.15.4 medium's) that are listed with the
 // engine's.
-func (e *Engine) NewCaptureID() uint64 {
-	s := &e.caps
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.next++
-	return s.next
-}
+func (e *Engine) NewCaptureID() uint64 { return e.caps.NextID() }
 
 // Captures returns the running captures.
-func (e *Engine) Captures() []*Capture {
-	if l := e.caps.list.Load(); l != nil {
-		return slices.Clone(*l)
-	}
-	return nil
-}
+func (e *Engine) Captures() []*Capture { return e.caps.List() }
 
 // Selection is what the capture was started with: a port or listener
 // name, or "all".
-func (c *Capture) Selection() string {
-	if c.all {
-		return "all"
-	}
-	return c.name
-}
+func (c *Capture) Selection() string { return c.sel.String() }
 
 // Ports returns the attached ports the capture selects now.
 func (c *Capture) Ports() []*Port {
 	var ps []*Port
 	for _, p := range c.e.Ports() {
-		if c.selects(p.Name) {
+		if c.sel.Selects(p.Name) {
 			ps = append(ps, p)
 		}
 	}
 	return ps
-}
-
-func (c *Capture) selects(name string) bool {
-	switch {
-	case c.all:
-		return true
-	case c.prefix:
-		return len(name) > len(c.name) && name[len(c.name)] == '/' && strings.HasPrefix(name, c.name)
-	}
-	return name == c.name
 }
 
 // Stats returns the capture's counters.
@@ -220,21 +173,8 @@ func (c *Capture) Read(ctx context.Context, dst []CaptureRecord) (int, error) {
 // Close stops the capture: no more frames are added, and Read returns what
 // is buffered, then io.EOF. It is safe to call twice.
 func (c *Capture) Close() error {
-	if !c.ring.Close() {
-		return nil
-	}
-	s := &c.e.caps
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.list.Load()
-	if old == nil {
-		return nil
-	}
-	l := slices.DeleteFunc(slices.Clone(*old), func(x *Capture) bool { return x == c })
-	if len(l) == 0 {
-		s.list.Store(nil)
-	} else {
-		s.list.Store(&l)
+	if c.ring.Close() {
+		c.e.caps.Remove(c)
 	}
 	return nil
 }

@@ -144,7 +144,7 @@ func TestCaptureSelectionAndDirections(t *testing.T) {
 			t.Fatalf("read after close: %v", err)
 		}
 	}
-	if e.caps.list.Load() != nil || len(e.Captures()) != 0 {
+	if e.caps.Active() != nil || len(e.Captures()) != 0 {
 		t.Fatal("capture list not empty after every capture closed")
 	}
 }
