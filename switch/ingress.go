@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"net"
-	"slices"
 
 	"github.com/zswitch/zswitch/fdb"
 	"github.com/zswitch/zswitch/frame"
@@ -81,7 +80,7 @@ func (fw *forwarder) forward(fs []*frame.Frame) {
 	// Flood targets: every listed port but this one. A port being detached
 	// is no longer listed while its last batch is forwarded.
 	others := len(t.list)
-	if slices.Contains(t.list, p) {
+	if int(p.ID) < len(t.byID) && t.byID[p.ID] == p { // listed: O(1), not a scan of list
 		others--
 	}
 	now := e.cfg.Now().UnixMilli()
