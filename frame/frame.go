@@ -25,6 +25,11 @@ type Frame struct {
 
 	// In is the index of the ingress port, set by the engine.
 	In uint16
+	// VLAN is the 802.1Q VLAN the engine classified the frame into at
+	// ingress (1..4094). Tagged says the frame's bytes carry that VLAN's
+	// tag (TPID 0x8100 at offset 12); egress ports add or strip it.
+	VLAN   uint16
+	Tagged bool
 }
 
 // Bytes returns the frame. It is valid until the last Release.

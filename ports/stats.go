@@ -17,12 +17,21 @@ const (
 	DropTxError                           // the endpoint refused the write
 	DropNoBuffer                          // no free frame slot at ingress (the pool was exhausted)
 	DropLinkLoss                          // lost on a simulated lossy link (802.15.4 link matrix, impairments)
+	DropRateLimit                         // an impaired link's rate-limit queue was full
+	DropVLAN                              // the frame's VLAN is not allowed on the port (ingress or egress)
+	DropMACLimit                          // a new source MAC beyond the port's MAC limit
+	DropMACViolation                      // the source MAC is bound (static or sticky) to another port
+	DropIsolated                          // between two isolated ports
+	DropStorm                             // broadcast/multicast over the port's storm-control rate
+	DropMoveDamped                        // the source MAC flaps between ports and is held where it was
 	NumDropReasons
 )
 
 var dropReasonNames = [NumDropReasons]string{
 	"queue_full", "oversize", "runt", "bad_framing", "multicast_source",
 	"filtered", "link_down", "tx_error", "no_buffer", "link_loss",
+	"rate_limit", "vlan", "mac_limit", "mac_violation", "isolated", "storm",
+	"move_damped",
 }
 
 // String returns the reason as it appears in metrics and the control API.
@@ -38,9 +47,11 @@ func (r DropReason) String() string {
 //
 // Invariants the tests hold:
 //
-//	RxFrames + RxInvalid = Forwarded + Σ IngressDrops
-//	Enqueued             = TxFrames + Σ EgressDrops
+//	RxFrames + RxInvalid + RxDuplicated = Forwarded + Σ IngressDrops
+//	Enqueued + TxDuplicated             = TxFrames + Σ EgressDrops
 //
+// The Duplicated counters are the extra copies a link impairment made
+// (duplicate=); they are 0 on an unimpaired port.
 // RxFrames counts frames the engine received from ReadFrames. Input a port
 // discards itself before it becomes a frame (bad framing, oversize on the
 // wire) counts in RxInvalid and in IngressDrops under its reason: ports
@@ -58,6 +69,10 @@ type Stats struct {
 	// both identities above can be checked.
 	IngressDrops [NumDropReasons]atomic.Uint64
 	EgressDrops  [NumDropReasons]atomic.Uint64
+
+	RxDuplicated atomic.Uint64 // extra copies made by the port's inbound impairment
+	TxDuplicated atomic.Uint64 // extra copies made by the port's outbound impairment
+	MACMoves     atomic.Uint64 // source MACs that moved to this port from another one
 
 	RxInvalid    atomic.Uint64 // input discarded by the port before it became a frame
 	LearnRefused atomic.Uint64 // source MACs not learned: table or port limit reached
