@@ -22,7 +22,15 @@ type Config struct {
 	// 802.1D's recommendation). Negative means never.
 	AgingTime time.Duration
 	// PortLimit caps the MACs learned on one port; 0 means no limit.
+	// Beyond it frames still flow but their MACs are not learned (Refused);
+	// a port's own SetPortPolicy limit drops them instead (OverLimit).
 	PortLimit int
+	// MoveLimit damps MAC moves: a MAC that moves more than MoveLimit times
+	// within MoveWindow stays where it is for MoveHold, and Learn reports
+	// Damped for it elsewhere. 0 turns damping off.
+	MoveLimit  int
+	MoveWindow time.Duration // default 1s
+	MoveHold   time.Duration // default 10s
 }
 
 const (
@@ -42,24 +50,32 @@ const (
 type Result uint8
 
 const (
-	Known   Result = iota // already there on this port
-	Learned               // a new entry
-	Moved                 // the MAC moved here from another port
-	Refused               // not learned: table full, port limit, or a static entry elsewhere
+	Known     Result = iota // already there on this port
+	Learned                 // a new entry
+	Moved                   // the MAC moved here from another port
+	Refused                 // not learned: table full or the table-wide port limit; forward anyway
+	OverLimit               // not learned: the port's own MAC limit (SetPortPolicy) is reached
+	Bound                   // not learned: a static or sticky entry binds the MAC to another port
+	Damped                  // not moved: the MAC flaps between ports and is held where it was
 )
 
 // Stats are the table's lifetime counters.
 type Stats struct {
-	Entries, Static               int
+	Entries, Static, Sticky       int
 	Learned, Moved, Aged, Refused uint64
+	OverLimit, Bound, Damped      uint64
 	Capacity                      int
+	// Flapping is how many MACs moved at least twice within MoveWindow
+	// (10s when damping is off): two ports claiming one MAC.
+	Flapping int
 }
 
 // An Entry is one row, as listed by Entries.
 type Entry struct {
 	Key    Key
 	Port   uint16
-	Static bool
+	Static bool // never aged, never moved: from the config, ctl, or Sticky
+	Sticky bool // learned on a sticky port and then held like a static entry
 	Seen   time.Time
 }
 
@@ -73,13 +89,19 @@ type Table struct {
 	entries    int
 	static     int
 	tombstones int
-	perPort    map[uint16]int // dynamic entries per port, for PortLimit
+	sticky     int
+	perPort    map[uint16]int // dynamic and sticky entries per port, for the limits
+	policies   map[uint16]PortPolicy
+	moves      map[uint64]*moveHistory // recently moved keys (moves.go)
 
 	learned, moved, aged, refused atomic.Uint64
+	overLimit, bound, damped      atomic.Uint64
 }
 
 // slot holds a key word (0 empty, tombstone deleted) and a value word:
 // bit 63 static, bits 48..62 port, bits 0..47 last-seen Unix milliseconds.
+// A static entry's milliseconds are 0, except a sticky one's: when it was
+// learned (sticky entries are static entries that learning made).
 type slot struct {
 	key atomic.Uint64
 	val atomic.Uint64
@@ -103,6 +125,7 @@ func pack(port uint16, static bool, ms int64) uint64 {
 
 func valPort(v uint64) uint16  { return uint16(v>>portShift) & portMask }
 func valStatic(v uint64) bool  { return v&staticBit != 0 }
+func valSticky(v uint64) bool  { return valStatic(v) && valMillis(v) != 0 }
 func valMillis(v uint64) int64 { return int64(v & millisMask) }
 
 // New returns an empty table.
@@ -113,7 +136,13 @@ func New(cfg Config) *Table {
 	if cfg.AgingTime == 0 {
 		cfg.AgingTime = DefaultAgingTime
 	}
-	t := &Table{cfg: cfg, perPort: make(map[uint16]int)}
+	if cfg.MoveWindow <= 0 {
+		cfg.MoveWindow = time.Second
+	}
+	if cfg.MoveHold <= 0 {
+		cfg.MoveHold = 10 * time.Second
+	}
+	t := &Table{cfg: cfg, perPort: make(map[uint16]int), policies: make(map[uint16]PortPolicy), moves: make(map[uint64]*moveHistory)}
 	s := make([]slot, capacityFor(cfg.MaxEntries))
 	t.slots.Store(&s)
 	return t
@@ -167,6 +196,13 @@ func find(s []slot, w uint64) (int, uint64) {
 
 // Learn records that key k was seen on port at now (Unix milliseconds).
 func (t *Table) Learn(k Key, port uint16, now int64) Result {
+	r, _ := t.LearnFrom(k, port, now)
+	return r
+}
+
+// LearnFrom is Learn that also returns, for Moved, Bound and Damped, the
+// port the MAC is (or was) on.
+func (t *Table) LearnFrom(k Key, port uint16, now int64) (Result, uint16) {
 	w := k.word()
 	s := *t.slots.Load()
 	if i, v := find(s, w); i >= 0 && valPort(v) == port {
@@ -174,41 +210,70 @@ func (t *Table) Learn(k Key, port uint16, now int64) Result {
 			// Losing this race to a writer is fine: the next frame retries.
 			s[i].val.CompareAndSwap(v, pack(port, false, now))
 		}
-		return Known
+		return Known, port
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.learnLocked(w, port, now)
 }
 
-func (t *Table) learnLocked(w uint64, port uint16, now int64) Result {
+func (t *Table) learnLocked(w uint64, port uint16, now int64) (Result, uint16) {
 	s := *t.slots.Load()
-	if i, v := find(s, w); i >= 0 {
+	pol := t.policies[port]
+	i, v := find(s, w)
+	if i >= 0 {
 		old := valPort(v)
 		switch {
 		case old == port:
-			return Known
+			return Known, port
 		case valStatic(v):
-			t.refused.Add(1)
-			return Refused
-		case t.cfg.PortLimit > 0 && t.perPort[port] >= t.cfg.PortLimit:
-			t.refused.Add(1)
-			return Refused
+			t.bound.Add(1)
+			return Bound, old
 		}
-		s[i].val.Store(pack(port, false, now))
+		if r := t.limitLocked(port, pol); r != Known {
+			return r, old
+		}
+		if t.dampLocked(w, old, port, now) {
+			t.damped.Add(1)
+			return Damped, old
+		}
+		s[i].val.Store(pack(port, pol.Sticky, now))
 		t.countPort(old, -1)
 		t.countPort(port, +1)
+		if pol.Sticky {
+			t.sticky++
+		}
 		t.moved.Add(1)
-		return Moved
+		return Moved, old
 	}
-	if t.entries >= t.cfg.MaxEntries || (t.cfg.PortLimit > 0 && t.perPort[port] >= t.cfg.PortLimit) {
+	if t.entries >= t.cfg.MaxEntries {
+		t.refused.Add(1)
+		return Refused, port
+	}
+	if r := t.limitLocked(port, pol); r != Known {
+		return r, port
+	}
+	t.insertLocked(w, pack(port, pol.Sticky, now))
+	t.countPort(port, +1)
+	if pol.Sticky {
+		t.sticky++
+	}
+	t.learned.Add(1)
+	return Learned, port
+}
+
+// limitLocked checks a new MAC on port against the port's own limit, then
+// the table-wide one; Known means within both.
+func (t *Table) limitLocked(port uint16, pol PortPolicy) Result {
+	switch {
+	case pol.Limit > 0 && t.perPort[port] >= pol.Limit:
+		t.overLimit.Add(1)
+		return OverLimit
+	case pol.Limit == 0 && t.cfg.PortLimit > 0 && t.perPort[port] >= t.cfg.PortLimit:
 		t.refused.Add(1)
 		return Refused
 	}
-	t.insertLocked(w, pack(port, false, now))
-	t.countPort(port, +1)
-	t.learned.Add(1)
-	return Learned
+	return Known
 }
 
 // insertLocked stores a key known to be absent, reusing the first tombstone
@@ -276,12 +341,15 @@ func (t *Table) Expire(now int64) int {
 	if t.cfg.AgingTime < 0 {
 		return 0
 	}
+	t.mu.Lock()
+	t.pruneMovesLocked(now)
+	t.mu.Unlock()
 	limit := now - t.cfg.AgingTime.Milliseconds()
 	return t.deleteWhere(func(v uint64) bool { return !valStatic(v) && valMillis(v) <= limit }, true)
 }
 
-// FlushPort removes the port's dynamic entries, and its static ones too if
-// withStatic; 802.1D flushes a port whose link goes down.
+// FlushPort removes the port's dynamic entries, and its static and sticky
+// ones too if withStatic; 802.1D flushes a port whose link goes down.
 func (t *Table) FlushPort(port uint16, withStatic bool) int {
 	return t.deleteWhere(func(v uint64) bool {
 		return valPort(v) == port && (withStatic || !valStatic(v))
@@ -312,11 +380,7 @@ func (t *Table) deleteWhere(match func(v uint64) bool, aging bool) int {
 			continue
 		}
 		t.deleteLocked(s, i)
-		if valStatic(v) {
-			t.static--
-		} else {
-			t.countPort(valPort(v), -1)
-		}
+		t.uncountLocked(v)
 		n++
 	}
 	if aging {
@@ -334,8 +398,8 @@ func (t *Table) AddStatic(k Key, port uint16) {
 	w := k.word()
 	s := *t.slots.Load()
 	if i, v := find(s, w); i >= 0 {
-		if !valStatic(v) {
-			t.countPort(valPort(v), -1)
+		if valSticky(v) || !valStatic(v) {
+			t.uncountLocked(v)
 			t.static++
 		}
 		s[i].val.Store(pack(port, true, 0))
@@ -355,12 +419,21 @@ func (t *Table) Delete(k Key) bool {
 		return false
 	}
 	t.deleteLocked(s, i)
-	if valStatic(v) {
+	t.uncountLocked(v)
+	return true
+}
+
+// uncountLocked updates the counts for a deleted entry's value.
+func (t *Table) uncountLocked(v uint64) {
+	switch {
+	case valSticky(v):
+		t.sticky--
+		t.countPort(valPort(v), -1)
+	case valStatic(v):
 		t.static--
-	} else {
+	default:
 		t.countPort(valPort(v), -1)
 	}
-	return true
 }
 
 // Entries returns a snapshot of the table, for the control API.
@@ -375,8 +448,8 @@ func (t *Table) Entries() []Entry {
 			continue
 		}
 		v := s[i].val.Load()
-		e := Entry{Key: keyFromWord(k), Port: valPort(v), Static: valStatic(v)}
-		if !e.Static {
+		e := Entry{Key: keyFromWord(k), Port: valPort(v), Static: valStatic(v), Sticky: valSticky(v)}
+		if !e.Static || e.Sticky {
 			e.Seen = time.UnixMilli(valMillis(v))
 		}
 		out = append(out, e)
@@ -389,9 +462,11 @@ func (t *Table) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return Stats{
-		Entries: t.entries, Static: t.static, Capacity: t.cfg.MaxEntries,
+		Entries: t.entries, Static: t.static, Sticky: t.sticky, Capacity: t.cfg.MaxEntries,
 		Learned: t.learned.Load(), Moved: t.moved.Load(),
 		Aged: t.aged.Load(), Refused: t.refused.Load(),
+		OverLimit: t.overLimit.Load(), Bound: t.bound.Load(), Damped: t.damped.Load(),
+		Flapping: t.flappingLocked(),
 	}
 }
 

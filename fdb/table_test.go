@@ -129,7 +129,7 @@ func TestStatic(t *testing.T) {
 	tb := New(Config{AgingTime: time.Second})
 	tb.Learn(key(1), 1, t0)
 	tb.AddStatic(key(1), 4)
-	if r := tb.Learn(key(1), 2, t0); r != Refused {
+	if r := tb.Learn(key(1), 2, t0); r != Bound {
 		t.Fatalf("learning over a static entry: %v", r)
 	}
 	if n := tb.Expire(t0 + 10_000); n != 0 {

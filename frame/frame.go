@@ -77,3 +77,7 @@ func (f *Frame) Free() {
 
 // Pool returns the pool that owns the frame.
 func (f *Frame) Pool() *Pool { return f.pool }
+
+// Shared reports whether more than one holder has a reference, so the
+// frame must be copied, not changed in place.
+func (f *Frame) Shared() bool { return f.refs.Load() > 1 }
