@@ -15,9 +15,20 @@ import (
 // ErrClosed is returned by Attach after Close.
 var ErrClosed = errors.New("engine closed")
 
-// Attach adds a port under a unique name and starts forwarding to and from
-// it. The engine owns p from now on and closes it on Detach.
+// Attach adds a port under a unique name with the default PortConfig (a
+// VLAN-transparent trunk) and starts forwarding to and from it. The engine
+// owns p from now on and closes it on Detach.
 func (e *Engine) Attach(name, kind string, p ports.Port) (*Port, error) {
+	return e.AttachWith(name, kind, p, PortConfig{})
+}
+
+// AttachWith is Attach with a port config.
+func (e *Engine) AttachWith(name, kind string, p ports.Port, c PortConfig) (*Port, error) {
+	pol, err := compilePolicy(c)
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("attach %s: %w", name, err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -42,6 +53,8 @@ func (e *Engine) Attach(name, kind string, p ports.Port) (*Port, error) {
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
+	ap.policy.Store(pol)
+	e.fdb.SetPortPolicy(id, c.fdbPolicy())
 	// Reserve enough slots that this port's queue, its read-ahead and a
 	// batch in flight can be full at once without starving anyone: a stuck
 	// port costs memory (lazily), never a stall elsewhere.
@@ -56,7 +69,11 @@ func (e *Engine) Attach(name, kind string, p ports.Port) (*Port, error) {
 	e.table.Store(t)
 	for _, s := range e.cfg.Static {
 		if s.Port == name {
-			e.fdb.AddStatic(fdb.Key{MAC: s.MAC, VLAN: s.VLAN}, id)
+			v := s.VLAN
+			if v == 0 { // unset: the VLAN of the port's untagged frames
+				v = max(pol.pvid, 1)
+			}
+			e.fdb.AddStatic(fdb.Key{MAC: s.MAC, VLAN: v}, id)
 		}
 	}
 	e.wg.Go(func() { e.ingress(ap) })
@@ -121,6 +138,7 @@ func (e *Engine) detach(p *Port, fromIngress bool) error {
 	e.graceWait(old)
 	close(p.queue) // nobody can send now: the egress goroutine drains and exits
 	e.fdb.FlushPort(p.ID, true)
+	e.fdb.SetPortPolicy(p.ID, fdb.PortPolicy{})
 	e.pool.Reserve(-e.reserve())
 	if !fromIngress {
 		<-p.readerDone

@@ -36,9 +36,11 @@ func (e *Engine) egress(p *Port) {
 				break gather
 			}
 		}
+		taken := int64(len(out))
 		if p.detaching.Load() {
 			p.stats.EgressDrops[ports.DropLinkDown].Add(uint64(len(out)))
 		} else {
+			out = e.egressVLAN(p, out, &rel)
 			p.latency.observe(time.Duration(monotonic() - oldest))
 			n, err := p.p.WriteFrames(out)
 			e.caps.tap(p, out[:max(n, 0)], Outbound)
@@ -56,7 +58,7 @@ func (e *Engine) egress(p *Port) {
 				}
 			}
 		}
-		p.queued.Add(-int64(len(out)))
+		p.queued.Add(-taken)
 		rel.release(out)
 		rel.flush()
 		clear(out)
@@ -68,4 +70,26 @@ func (e *Engine) take(out []*frame.Frame, b *batch) []*frame.Frame {
 	out = append(out, b.fs[:b.n]...)
 	e.batches.put(b)
 	return out
+}
+
+// egressVLAN gives every frame in out the tag p sends it with, dropping
+// (and counting) those p's VLANs no longer carry. Frames of the port's
+// own kind, the common case, pass untouched.
+func (e *Engine) egressVLAN(p *Port, out []*frame.Frame, rel *releaser) []*frame.Frame {
+	pol := p.policy.Load()
+	kept := out[:0]
+	for _, f := range out {
+		if pol.member.Has(f.VLAN) && !needsRetag(f, pol) {
+			kept = append(kept, f)
+			continue
+		}
+		g, r := e.retag(f, pol, rel)
+		if g == nil {
+			p.stats.EgressDrops[r].Add(1)
+			continue
+		}
+		kept = append(kept, g)
+	}
+	clear(out[len(kept):])
+	return kept
 }

@@ -74,6 +74,14 @@ type portTable struct {
 	list []*Port // the attached ports, for flooding
 }
 
+// port returns the port with this id, or nil.
+func (t *portTable) port(id uint16) *Port {
+	if int(id) < len(t.byID) {
+		return t.byID[id]
+	}
+	return nil
+}
+
 // New returns an engine with no ports. Close stops it.
 func New(cfg Config) (*Engine, error) {
 	if cfg.SlotSize == 0 {

@@ -131,7 +131,7 @@ func TestBadSourcesAndRunts(t *testing.T) {
 	waitFor(t, func() bool {
 		return s.IngressDrops[ports.DropMulticastSource].Load() == 1 && s.IngressDrops[ports.DropRunt].Load() == 2
 	}, "drop counters")
-	if _, ok := e.FDB().Lookup(fdb.Key{MAC: bcast}); ok {
+	if _, ok := e.FDB().Lookup(fdb.Key{MAC: bcast, VLAN: 1}); ok {
 		t.Fatal("a broadcast source was learned")
 	}
 }
@@ -139,19 +139,22 @@ func TestBadSourcesAndRunts(t *testing.T) {
 func TestMoveAndStatic(t *testing.T) {
 	e := newEngine(t, Config{Static: []StaticEntry{{MAC: macC, Port: "b"}}})
 	a, b := newMemPort(), newMemPort()
-	attach(t, e, "a", a)
+	pa := attach(t, e, "a", a)
 	pb := attach(t, e, "b", b)
-	if id, ok := e.FDB().Lookup(fdb.Key{MAC: macC}); !ok || id != pb.ID {
+	if id, ok := e.FDB().Lookup(fdb.Key{MAC: macC, VLAN: 1}); !ok || id != pb.ID {
 		t.Fatalf("static entry: %d %v", id, ok)
 	}
-	// C's frames from port a do not move the static entry.
+	// C's frames from port a neither move the static entry nor pass: the
+	// entry binds C to b (port security), so they count as mac_violation.
 	a.inject(ethFrame(macB, macC, 60))
 	a.inject(ethFrame(macB, macA, 60))
-	expectFrame(t, b, ethFrame(macB, macC, 60), "b")
 	expectFrame(t, b, ethFrame(macB, macA, 60), "b")
+	if n := pa.Stats().IngressDrops[ports.DropMACViolation].Load(); n != 1 {
+		t.Fatalf("mac_violation drops %d, want 1", n)
+	}
 	b.inject(ethFrame(macA, macA, 60)) // A moved behind b (spoofed or migrated)
 	waitFor(t, func() bool { return e.FDB().Stats().Moved == 1 }, "a move")
-	if id, _ := e.FDB().Lookup(fdb.Key{MAC: macC}); id != pb.ID {
+	if id, _ := e.FDB().Lookup(fdb.Key{MAC: macC, VLAN: 1}); id != pb.ID {
 		t.Fatal("static entry moved")
 	}
 }
@@ -180,7 +183,7 @@ func TestDetachFlushesAndReattach(t *testing.T) {
 	if err := e.Detach("b"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := e.FDB().Lookup(fdb.Key{MAC: macB}); ok {
+	if _, ok := e.FDB().Lookup(fdb.Key{MAC: macB, VLAN: 1}); ok {
 		t.Fatal("detached port's MACs stay in the table")
 	}
 	if err := e.Detach("b"); err == nil {
@@ -335,7 +338,7 @@ func TestAgingSweep(t *testing.T) {
 	mu.Lock()
 	now = now.Add(11 * time.Second)
 	mu.Unlock()
-	waitFor(t, func() bool { _, ok := e.FDB().Lookup(fdb.Key{MAC: macA}); return !ok }, "aging")
+	waitFor(t, func() bool { _, ok := e.FDB().Lookup(fdb.Key{MAC: macA, VLAN: 1}); return !ok }, "aging")
 }
 
 func waitFor(t *testing.T, cond func() bool, what string) {

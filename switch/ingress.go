@@ -56,8 +56,11 @@ type forwarder struct {
 	port    *Port
 	pending []*batch // per egress port id: the batch being filled
 	touched []uint16 // ids with a pending batch
+	targets []*Port  // one flood's egress ports
 	rx      int64    // when the batch being forwarded was read
 	rel     releaser
+
+	stormTAT int64 // storm control: when the bucket is next empty (GCRA), in monotonic ns
 }
 
 func newForwarder(e *Engine, p *Port) *forwarder {
@@ -68,76 +71,31 @@ func newForwarder(e *Engine, p *Port) *forwarder {
 	}
 }
 
-// forward learns, looks up and queues one batch of received frames. It
-// neither blocks nor allocates (except to grow pending when ports are added).
+// ingressCounts are one batch's counters, added to the port's once.
+type ingressCounts struct {
+	rxBytes, forwarded, flooded, refused, moves uint64
+	drops                                       [ports.NumDropReasons]uint64
+}
+
+// forward classifies, learns, looks up and queues one batch of received
+// frames. It neither blocks nor allocates (except to grow pending when
+// ports are added).
 func (fw *forwarder) forward(fs []*frame.Frame) {
 	p, e := fw.port, fw.e
 	p.forwarding.Add(1) // odd: holding a table snapshot
 	t := e.table.Load()
+	pol := p.policy.Load()
 	if len(fw.pending) < len(t.byID) {
 		fw.pending = append(fw.pending, make([]*batch, len(t.byID)-len(fw.pending))...)
 	}
-	// Flood targets: every listed port but this one. A port being detached
-	// is no longer listed while its last batch is forwarded.
-	others := len(t.list)
-	if int(p.ID) < len(t.byID) && t.byID[p.ID] == p { // listed: O(1), not a scan of list
-		others--
-	}
 	now := e.cfg.Now().UnixMilli()
 	fw.rx = monotonic()
-	var (
-		rxBytes, forwarded, flooded, refused uint64
-		runts, groupSrc, filtered            uint64
-	)
+	var c ingressCounts
 	for _, f := range fs {
-		b := f.Bytes()
-		rxBytes += uint64(len(b))
-		f.In = p.ID
-		if len(b) < 14 {
-			runts++
+		if r, drop := fw.forward1(f, t, pol, now, &c); drop {
+			c.drops[r]++
 			fw.rel.release1(f)
-			continue
 		}
-		dst, src := fdb.MAC(b[0:6]), fdb.MAC(b[6:12])
-		if src.IsGroup() {
-			groupSrc++
-			fw.rel.release1(f)
-			continue
-		}
-		switch e.fdb.Learn(fdb.Key{MAC: src}, p.ID, now) {
-		case fdb.Refused:
-			refused++
-		case fdb.Moved:
-			e.noteMove(src, p)
-		}
-		if !dst.IsGroup() {
-			if id, ok := e.fdb.Lookup(fdb.Key{MAC: dst}); ok {
-				if id == p.ID {
-					filtered++
-					fw.rel.release1(f)
-					continue
-				}
-				if int(id) < len(t.byID) && t.byID[id] != nil {
-					fw.enqueue(t.byID[id], f)
-					forwarded++
-					continue
-				}
-			}
-		}
-		// Broadcast, multicast or unknown unicast: every port but this one.
-		if others == 0 {
-			filtered++
-			fw.rel.release1(f)
-			continue
-		}
-		f.Retain(int32(others - 1))
-		for _, q := range t.list {
-			if q != p {
-				fw.enqueue(q, f)
-			}
-		}
-		forwarded++
-		flooded++
 	}
 	for _, id := range fw.touched {
 		fw.send(t.byID[id], fw.pending[id])
@@ -149,23 +107,109 @@ func (fw *forwarder) forward(fs []*frame.Frame) {
 	fw.rel.flush()
 	s := p.stats
 	s.RxFrames.Add(uint64(len(fs)))
-	s.RxBytes.Add(rxBytes)
-	s.Forwarded.Add(forwarded)
-	if flooded > 0 {
-		s.Flooded.Add(flooded)
+	s.RxBytes.Add(c.rxBytes)
+	s.Forwarded.Add(c.forwarded)
+	if c.flooded > 0 {
+		s.Flooded.Add(c.flooded)
 	}
-	if refused > 0 {
-		s.LearnRefused.Add(refused)
+	if c.refused > 0 {
+		s.LearnRefused.Add(c.refused)
 	}
-	if runts > 0 {
-		s.IngressDrops[ports.DropRunt].Add(runts)
+	if c.moves > 0 {
+		s.MACMoves.Add(c.moves)
 	}
-	if groupSrc > 0 {
-		s.IngressDrops[ports.DropMulticastSource].Add(groupSrc)
+	for r, n := range c.drops {
+		if n > 0 {
+			s.IngressDrops[r].Add(n)
+		}
 	}
-	if filtered > 0 {
-		s.IngressDrops[ports.DropFiltered].Add(filtered)
+}
+
+// forward1 handles one frame: queued to its egress ports, or a drop
+// reason (the caller releases the frame).
+func (fw *forwarder) forward1(f *frame.Frame, t *portTable, pol *policy, now int64, c *ingressCounts) (ports.DropReason, bool) {
+	p, e := fw.port, fw.e
+	b := f.Bytes()
+	c.rxBytes += uint64(len(b))
+	f.In = p.ID
+	if len(b) < 14 {
+		return ports.DropRunt, true
 	}
+	dst, src := fdb.MAC(b[0:6]), fdb.MAC(b[6:12])
+	if src.IsGroup() {
+		return ports.DropMulticastSource, true
+	}
+	vlan, tagged, ok := classify(b, pol)
+	if !ok {
+		return ports.DropVLAN, true
+	}
+	f.VLAN, f.Tagged = vlan, tagged
+	if dst.IsGroup() && pol.stormInterval > 0 && !fw.stormAllow(pol) {
+		return ports.DropStorm, true
+	}
+	switch r, from := e.fdb.LearnFrom(fdb.Key{MAC: src, VLAN: vlan}, p.ID, now); r {
+	case fdb.Refused:
+		c.refused++
+	case fdb.Moved:
+		c.moves++
+		e.noteMove(src, vlan, from, p, t)
+	case fdb.OverLimit:
+		return ports.DropMACLimit, true
+	case fdb.Bound:
+		return ports.DropMACViolation, true
+	case fdb.Damped:
+		return ports.DropMoveDamped, true
+	}
+	if !dst.IsGroup() {
+		if id, ok := e.fdb.Lookup(fdb.Key{MAC: dst, VLAN: vlan}); ok {
+			q := t.port(id)
+			switch {
+			case id == p.ID:
+				return ports.DropFiltered, true
+			case q == nil: // left since: flood
+			case pol.isolated && q.policy.Load().isolated:
+				return ports.DropIsolated, true
+			default:
+				fw.enqueue(q, f)
+				c.forwarded++
+				return 0, false
+			}
+		}
+	}
+	// Broadcast, multicast or unknown unicast: every other port of the
+	// VLAN, isolated ones excepted when this port is isolated too.
+	fw.targets = fw.targets[:0]
+	for _, q := range t.list {
+		if q == p {
+			continue
+		}
+		qp := q.policy.Load()
+		if qp.member.Has(vlan) && !(pol.isolated && qp.isolated) {
+			fw.targets = append(fw.targets, q)
+		}
+	}
+	if len(fw.targets) == 0 {
+		return ports.DropFiltered, true
+	}
+	f.Retain(int32(len(fw.targets) - 1))
+	for _, q := range fw.targets {
+		fw.enqueue(q, f)
+	}
+	c.forwarded++
+	c.flooded++
+	return 0, false
+}
+
+// stormAllow is storm control's token bucket, as a GCRA: each broadcast or
+// multicast frame moves the theoretical arrival time on by one interval,
+// and a frame that would put it more than a burst ahead is dropped.
+func (fw *forwarder) stormAllow(pol *policy) bool {
+	tat := max(fw.stormTAT, fw.rx)
+	if tat-fw.rx > pol.stormTolerance {
+		return false
+	}
+	fw.stormTAT = tat + pol.stormInterval
+	return true
 }
 
 func (fw *forwarder) enqueue(q *Port, f *frame.Frame) {

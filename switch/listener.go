@@ -14,6 +14,7 @@ import (
 // a port named NAME/1, NAME/2, … that leaves when its connection ends.
 type listenerState struct {
 	name, kind string
+	cfg        PortConfig // for every accepted port
 	l          ports.Listener
 	accepted   atomic.Uint64
 }
@@ -27,6 +28,15 @@ type ListenerInfo struct {
 // AttachListener starts accepting connections on l. The engine owns l and
 // closes it on DetachListener or Close.
 func (e *Engine) AttachListener(name, kind string, l ports.Listener) error {
+	return e.AttachListenerWith(name, kind, l, PortConfig{})
+}
+
+// AttachListenerWith is AttachListener with the config of every port it accepts.
+func (e *Engine) AttachListenerWith(name, kind string, l ports.Listener, c PortConfig) error {
+	if err := c.Validate(); err != nil {
+		l.Close()
+		return fmt.Errorf("listen %s: %w", name, err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -39,7 +49,7 @@ func (e *Engine) AttachListener(name, kind string, l ports.Listener) error {
 			return fmt.Errorf("listen %s: a listener with this name exists", name)
 		}
 	}
-	s := &listenerState{name: name, kind: kind, l: l}
+	s := &listenerState{name: name, kind: kind, cfg: c, l: l}
 	e.listeners[s] = struct{}{}
 	e.wg.Go(func() { e.acceptLoop(s) })
 	e.log.Info("listening", "port", name, "kind", kind, "addr", l.Addr())
@@ -67,7 +77,7 @@ func (e *Engine) acceptLoop(s *listenerState) {
 		backoff = 10 * time.Millisecond
 		n := s.accepted.Add(1)
 		p.Counters().Connects.Add(1)
-		if _, err := e.Attach(fmt.Sprintf("%s/%d", s.name, n), s.kind, p); err != nil {
+		if _, err := e.AttachWith(fmt.Sprintf("%s/%d", s.name, n), s.kind, p, s.cfg); err != nil {
 			e.log.Warn("accepted connection not attached", "port", s.name, "err", err)
 		}
 	}

@@ -15,12 +15,16 @@ const moveLogEvery = 10 * time.Second
 // with the same MAC (QEMU's and Zephyr's defaults are fixed addresses)
 // move back and forth, and traffic to them goes astray. The count of all
 // moves is in the FDB's statistics (zswitch_fdb_moved_total).
-func (e *Engine) noteMove(mac fdb.MAC, to *Port) {
+func (e *Engine) noteMove(mac fdb.MAC, vlan, from uint16, to *Port, t *portTable) {
 	now := time.Now().UnixNano()
 	last := e.lastMoveLog.Load()
 	if now-last < int64(moveLogEvery) || !e.lastMoveLog.CompareAndSwap(last, now) {
 		return
 	}
+	fromName := "(a port that left)"
+	if q := t.port(from); q != nil {
+		fromName = q.Name
+	}
 	e.log.Warn("a MAC moved to another port; if it keeps moving, two peers share it (give every guest its own mac=)",
-		"mac", mac, "port", to.Name, "moves", e.fdb.Stats().Moved)
+		"mac", mac, "vlan", vlan, "from", fromName, "to", to.Name, "moves", e.fdb.Stats().Moved)
 }

@@ -15,8 +15,9 @@ type Port struct {
 	Kind  string // the spec kind, e.g. "stream-listen"; a metrics label
 	Since time.Time
 
-	p     ports.Port
-	stats *ports.Stats
+	p      ports.Port
+	stats  *ports.Stats
+	policy atomic.Pointer[policy] // VLANs and port security (portconfig.go)
 
 	// queue carries batches to the egress goroutine. Ingress goroutines send
 	// without blocking; Detach closes it once no ingress goroutine can send
