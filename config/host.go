@@ -71,13 +71,11 @@ func checkIfName(n string) error {
 
 func tapOptions(sp Spec, env Env) (tap.Options, error) {
 	opt := tap.Options{Logger: env.Logger, Owner: -1, Group: -1}
-	if v, ok := sp.Options["persist"]; ok {
-		p, err := strconv.ParseBool(v)
-		if err != nil {
-			return opt, fmt.Errorf("option persist: %q is not true or false", v)
-		}
-		opt.Persist = p
+	p, err := boolOption(sp, "persist")
+	if err != nil {
+		return opt, err
 	}
+	opt.Persist = p
 	mtu, err := intOption(sp, "mtu", 0, 68, 9198) // 9198 + 18 fills a 9216-byte jumbo slot
 	if err != nil {
 		return opt, err

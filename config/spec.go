@@ -52,8 +52,8 @@ func ParseSpec(s string) (Spec, error) {
 			switch {
 			case !ok || key == "":
 				return sp, fmt.Errorf("port %q: option %q: want key=value", s, kv)
-			case key != "name" && !slices.Contains(k.keys, key):
-				return sp, fmt.Errorf("port %q: option %q: unknown for %s; it takes: %s", s, key, kind, strings.Join(append([]string{"name"}, k.keys...), ", "))
+			case key != "name" && !k.takesKey(key):
+				return sp, fmt.Errorf("port %q: option %q: unknown for %s; it takes: %s", s, key, kind, strings.Join(k.allKeys(), ", "))
 			case key == "name" && sp.Name != "", sp.Options[key] != "":
 				return sp, fmt.Errorf("port %q: option %q: given twice", s, key)
 			case val == "":
@@ -74,6 +74,11 @@ func ParseSpec(s string) (Spec, error) {
 	}
 	if err := k.check(sp); err != nil {
 		return sp, fmt.Errorf("port %q: %w", s, err)
+	}
+	if k.segment == "" {
+		if _, err := PortConfig(sp); err != nil {
+			return sp, fmt.Errorf("port %q: %w", s, err)
+		}
 	}
 	return sp, nil
 }

@@ -259,18 +259,13 @@ func (c *controlSwitch) AddPort(spec string) (control.PortInfo, error) {
 		}
 		return control.PortInfo{}, err
 	}
-	switch {
-	case config.Segment(sp) == config.SegmentWPAN:
+	if config.Segment(sp) == config.SegmentWPAN {
 		name := config.MediumName(sp)
 		if c.ms[name] == nil {
 			c.ms[name] = &runMedium{Medium: medium.New(medium.Config{Logger: c.log.With("medium", name)})}
 		}
-		err = c.ms.attach(sp, o)
-	case o.Listener != nil:
-		err = c.e.AttachListener(sp.Name, sp.Kind, o.Listener)
-	default:
-		_, err = c.e.Attach(sp.Name, sp.Kind, o.Port)
 	}
+	err = attachOpened(c.e, c.ms, sp, o)
 	if err == nil {
 		c.specs[sp.Name] = &specEntry{sp: sp, o: o, since: time.Now()}
 	}

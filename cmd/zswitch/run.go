@@ -120,14 +120,8 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 	opened := make([]config.Opened, len(cfg.Ports))
 	for i, sp := range cfg.Ports {
 		o, err := config.Open(sp, config.Env{Logger: log})
-		switch {
-		case err != nil:
-		case config.Segment(sp) == config.SegmentWPAN:
-			err = ms.attach(sp, o)
-		case o.Listener != nil:
-			err = e.AttachListener(sp.Name, sp.Kind, o.Listener)
-		default:
-			_, err = e.Attach(sp.Name, sp.Kind, o.Port)
+		if err == nil {
+			err = attachOpened(e, ms, sp, o)
 		}
 		if err != nil {
 			return err

@@ -1,0 +1,102 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	engine "github.com/zswitch/zswitch/switch"
+)
+
+// switchingKeys are options every Ethernet port kind takes: its VLANs and
+// port security (engine.PortConfig). VLAN lists join with "+" because
+// commas separate options: trunk=100+200+300-310.
+var switchingKeys = []string{"vlan", "trunk", "native", "mac-limit", "sticky", "isolated", "storm", "storm-burst"}
+
+// PortConfig returns the engine's config for a parsed Ethernet spec.
+func PortConfig(sp Spec) (engine.PortConfig, error) {
+	var c engine.PortConfig
+	var errs []error
+	o := sp.Options
+	if v, ok := o["vlan"]; ok {
+		id, err := engine.ParseVLAN(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("option vlan (access VLAN): %w", err))
+		}
+		c.Access = id
+	}
+	if v, ok := o["trunk"]; ok {
+		set, err := engine.ParseVLANs(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("option trunk: %w; want all or a list like 100+200+300-310", err))
+		}
+		c.Trunk = &set
+	}
+	if v, ok := o["native"]; ok {
+		if v == "none" {
+			c.DropUntagged = true
+		} else {
+			id, err := engine.ParseVLAN(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("option native: %w, or none to drop untagged frames", err))
+			}
+			c.Native = id
+		}
+	}
+	if c.Access != 0 && (o["trunk"] != "" || o["native"] != "") {
+		errs = append(errs, errors.New("option vlan: an access port takes no trunk= or native="))
+	}
+	var err error
+	if c.MACLimit, err = intOption(sp, "mac-limit", 0, 1, 1<<20); err != nil {
+		errs = append(errs, err)
+	}
+	if c.StormPPS, err = intOption(sp, "storm", 0, 1, 100_000_000); err != nil {
+		errs = append(errs, fmt.Errorf("%w (broadcast+multicast frames per second)", err))
+	}
+	if c.StormBurst, err = intOption(sp, "storm-burst", 0, 1, 100_000_000); err != nil {
+		errs = append(errs, err)
+	}
+	if c.StormBurst > 0 && c.StormPPS == 0 {
+		errs = append(errs, errors.New("option storm-burst: needs storm=RATE"))
+	}
+	if c.Sticky, err = boolOption(sp, "sticky"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Isolated, err = boolOption(sp, "isolated"); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		if err := c.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// boolOption reads true/false (and the usual spellings) or false when absent.
+func boolOption(sp Spec, key string) (bool, error) {
+	v, ok := sp.Options[key]
+	if !ok {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("option %s: %q is not true or false", key, v)
+	}
+	return b, nil
+}
+
+// takesKey reports whether kind k accepts option key.
+func (k *kind) takesKey(key string) bool {
+	return slices.Contains(k.keys, key) || (k.segment == "" && slices.Contains(switchingKeys, key))
+}
+
+// allKeys lists what kind k accepts, for error messages.
+func (k *kind) allKeys() []string {
+	keys := append([]string{"name"}, k.keys...)
+	if k.segment == "" {
+		keys = append(keys, switchingKeys...)
+	}
+	return keys
+}
