@@ -28,7 +28,7 @@ import (
 //	switch:
 //	  slot_size: 2048
 //	  queue_len: 1024
-//	  mac_table: {size: 65536, aging: 300s, port_limit: 0}
+//	  mac_table: {size: 65536, aging: 300s, port_limit: 0, move_limit: 0}
 //	  static:
 //	    - {mac: "02:00:5e:00:53:01", port: vm2}
 type File struct {
@@ -69,6 +69,12 @@ type MACTable struct {
 	Size      int       `yaml:"size"`       // most entries (default 65536)
 	Aging     *Duration `yaml:"aging"`      // default 300s; 0 never ages
 	PortLimit int       `yaml:"port_limit"` // most MACs learned per port; 0 = no limit
+	// MoveLimit damps MAC flapping: a MAC that moves more than move_limit
+	// times within move_window stays on its port for move_hold (frames
+	// from it elsewhere drop as move_damped). 0 = off.
+	MoveLimit  int       `yaml:"move_limit"`
+	MoveWindow *Duration `yaml:"move_window"` // default 1s
+	MoveHold   *Duration `yaml:"move_hold"`   // default 10s
 }
 
 // Static pins a MAC to a port by name.
@@ -190,7 +196,26 @@ func (f *File) Validate(extraPorts []string) (*Config, error) {
 	if s.MACTable.PortLimit < 0 {
 		return nil, fmt.Errorf("switch.mac_table.port_limit: %d is negative (0 means no limit)", s.MACTable.PortLimit)
 	}
-	fc := fdb.Config{MaxEntries: s.MACTable.Size, PortLimit: s.MACTable.PortLimit}
+	fc := fdb.Config{MaxEntries: s.MACTable.Size, PortLimit: s.MACTable.PortLimit, MoveLimit: s.MACTable.MoveLimit}
+	if s.MACTable.MoveLimit < 0 {
+		return nil, fmt.Errorf("switch.mac_table.move_limit: %d is negative (0 turns damping off)", s.MACTable.MoveLimit)
+	}
+	for _, d := range []struct {
+		name string
+		v    *Duration
+		to   *time.Duration
+	}{{"move_window", s.MACTable.MoveWindow, &fc.MoveWindow}, {"move_hold", s.MACTable.MoveHold, &fc.MoveHold}} {
+		if d.v == nil {
+			continue
+		}
+		if d.v.Duration < 10*time.Millisecond || d.v.Duration > 24*time.Hour {
+			return nil, fmt.Errorf("switch.mac_table.%s: %v is outside 10ms..24h", d.name, d.v.Duration)
+		}
+		if s.MACTable.MoveLimit == 0 {
+			return nil, fmt.Errorf("switch.mac_table.%s: set without move_limit, which turns damping on", d.name)
+		}
+		*d.to = d.v.Duration
+	}
 	if a := s.MACTable.Aging; a != nil {
 		switch {
 		case a.Duration < 0:

@@ -19,7 +19,7 @@ log_level: debug
 switch:
   slot_size: 9216
   queue_len: 256
-  mac_table: {size: 1000, aging: 0s, port_limit: 8}
+  mac_table: {size: 1000, aging: 0s, port_limit: 8, move_limit: 4, move_window: 2s}
   static:
     - {mac: "02:00:5e:00:53:01", port: vm2}
 `), 0o644)
@@ -35,7 +35,8 @@ switch:
 		t.Fatalf("ports: %+v", c.Ports)
 	}
 	e := c.Engine
-	if e.SlotSize != 9216 || e.QueueLen != 256 || e.FDB.MaxEntries != 1000 || e.FDB.AgingTime >= 0 || e.FDB.PortLimit != 8 {
+	if e.SlotSize != 9216 || e.QueueLen != 256 || e.FDB.MaxEntries != 1000 || e.FDB.AgingTime >= 0 || e.FDB.PortLimit != 8 ||
+		e.FDB.MoveLimit != 4 || e.FDB.MoveWindow != 2*time.Second || e.FDB.MoveHold != 0 {
 		t.Fatalf("engine config: %+v", e)
 	}
 	if len(e.Static) != 1 || e.Static[0].Port != "vm2" || e.Static[0].MAC.String() != "02:00:5e:00:53:01" {
@@ -84,6 +85,16 @@ func TestConfigErrors(t *testing.T) {
 		{"switch: {mac_table: {port_limit: -1}}", `switch.mac_table.port_limit`},
 		{"switch: {mac_table: {aging: -5s}}", `switch.mac_table.aging: -5s is negative`},
 		{"switch: {mac_table: {aging: 10ms}}", `switch.mac_table.aging: 10ms is under`},
+		{"switch: {mac_table: {move_limit: -1}}", `switch.mac_table.move_limit: -1 is negative`},
+		{"switch: {mac_table: {move_hold: 5s}}", `switch.mac_table.move_hold: set without move_limit`},
+		{"switch: {mac_table: {move_limit: 3, move_window: 1ms}}", `switch.mac_table.move_window: 1ms is outside`},
+		{"ports: ['tap:zs0,vlan=5000']", `option vlan (access VLAN): VLAN "5000": want an ID from 1 to 4094`},
+		{"ports: ['tap:zs0,vlan=5,trunk=6']", `an access port takes no trunk= or native=`},
+		{"ports: ['tap:zs0,trunk=1,2']", `option "2": want key=value`},
+		{"ports: ['tap:zs0,trunk=7-3']", `option trunk: VLAN range "7-3" runs backwards`},
+		{"ports: ['tap:zs0,native=none,trunk=all,storm-burst=5']", `option storm-burst: needs storm=RATE`},
+		{"ports: ['tap:zs0,sticky=maybe']", `option sticky: "maybe" is not true or false`},
+		{"ports: ['wpan-pipe:/tmp/x,vlan=5']", `option "vlan": unknown for wpan-pipe`},
 		{"switch: {static: [{mac: zz, port: a}]}", `switch.static[0].mac: invalid MAC address "zz"`},
 		{"switch: {static: [{mac: 'ff:ff:ff:ff:ff:ff', port: a}]}", `switch.static[0].mac: ff:ff:ff:ff:ff:ff is a group address`},
 		{"switch: {static: [{mac: '02:00:00:00:00:01'}]}", `switch.static[0].port: missing`},
