@@ -5,6 +5,8 @@
 package metrics
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zswitch/zswitch/medium"
@@ -47,9 +49,12 @@ type collector struct {
 	queue, highWater                     *prometheus.Desc
 	flooded, learnRefused                *prometheus.Desc
 	latency                              *prometheus.Desc
+	macMoves, duplicated, macs           *prometheus.Desc
+	portConfig                           *prometheus.Desc
 
 	fdbEntries, fdbStatic, fdbMax            *prometheus.Desc
 	fdbLearned, fdbMoved, fdbAged, fdbRefuse *prometheus.Desc
+	fdbFlapping, fdbSecurity                 *prometheus.Desc
 	poolSlots, poolFree, poolMax             *prometheus.Desc
 	buildInfo                                *prometheus.Desc
 }
@@ -84,18 +89,24 @@ func NewCollector(e *engine.Engine, media map[string]*medium.Medium, info BuildI
 		latency:      port("forward_latency_seconds", "Time from a frame's ingress read to its egress write on this port, queueing included; sampled once per egress write."),
 		flooded:      port("flooded_frames_total", "Received frames sent to every other port (broadcast, multicast, unknown unicast)."),
 		learnRefused: port("learn_refused_total", "Source MACs not learned: table full or port limit reached."),
+		macMoves:     port("mac_moves_total", "Source MACs that moved to this port from another one; a steady rate means two peers share a MAC."),
+		duplicated:   port("duplicated_frames_total", "Extra frame copies made by the port's link impairment, by direction.", "direction"),
+		macs:         port("macs", "MACs learned on the port (dynamic and sticky)."),
+		portConfig:   port("config_info", "Always 1; the labels give the port's VLAN mode (access or trunk), PVID and security flags.", "vlan_mode", "pvid", "isolated", "mac_limit"),
 
-		fdbEntries: sw("fdb_entries", "Entries in the MAC table, static ones included."),
-		fdbStatic:  sw("fdb_static_entries", "Static entries in the MAC table."),
-		fdbMax:     sw("fdb_max_entries", "The MAC table's capacity."),
-		fdbLearned: sw("fdb_learned_total", "MACs learned."),
-		fdbMoved:   sw("fdb_moved_total", "MACs that moved to another port."),
-		fdbAged:    sw("fdb_aged_total", "Entries removed by aging."),
-		fdbRefuse:  sw("fdb_refused_total", "MACs not learned: table full, port limit, or a static entry elsewhere."),
-		poolSlots:  sw("pool_slots", "Frame slots allocated by the switch's pool."),
-		poolFree:   sw("pool_free_slots", "Allocated frame slots not in use."),
-		poolMax:    sw("pool_max_slots", "The most frame slots the pool may allocate for the attached ports."),
-		buildInfo:  sw("build_info", "Always 1; the labels say which zswitch is running.", "version", "goversion"),
+		fdbEntries:  sw("fdb_entries", "Entries in the MAC table, static ones included."),
+		fdbStatic:   sw("fdb_static_entries", "Static entries in the MAC table."),
+		fdbMax:      sw("fdb_max_entries", "The MAC table's capacity."),
+		fdbLearned:  sw("fdb_learned_total", "MACs learned."),
+		fdbMoved:    sw("fdb_moved_total", "MACs that moved to another port."),
+		fdbAged:     sw("fdb_aged_total", "Entries removed by aging."),
+		fdbRefuse:   sw("fdb_refused_total", "MACs not learned but forwarded: table full or the table-wide port limit."),
+		fdbFlapping: sw("fdb_flapping_macs", "MACs that moved at least twice within the move window (or are held by damping): two ports claiming one MAC."),
+		fdbSecurity: sw("fdb_security_refused_total", "Frames refused by port security in the MAC table, by reason (mac_limit, mac_violation, move_damped).", "reason"),
+		poolSlots:   sw("pool_slots", "Frame slots allocated by the switch's pool."),
+		poolFree:    sw("pool_free_slots", "Allocated frame slots not in use."),
+		poolMax:     sw("pool_max_slots", "The most frame slots the pool may allocate for the attached ports."),
+		buildInfo:   sw("build_info", "Always 1; the labels say which zswitch is running.", "version", "goversion"),
 	}
 	for _, o := range opts {
 		o(c)
@@ -107,7 +118,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.rxFrames, c.rxBytes, c.txFrames, c.txBytes, c.drops, c.errors, c.linkUp,
 		c.connects, c.disconnects, c.queue, c.highWater, c.flooded, c.learnRefused, c.latency,
+		c.macMoves, c.duplicated, c.macs, c.portConfig,
 		c.fdbEntries, c.fdbStatic, c.fdbMax, c.fdbLearned, c.fdbMoved, c.fdbAged, c.fdbRefuse,
+		c.fdbFlapping, c.fdbSecurity,
 		c.poolSlots, c.poolFree, c.poolMax, c.buildInfo,
 	} {
 		ch <- d
@@ -119,6 +132,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		depth, hw := p.Queue()
 		c.collectPort(ch, p.Stats(), depth, hw, p.Name, p.Kind, SegmentEthernet)
 		c.collectLatency(ch, p.Latency(), p.Name, p.Kind, SegmentEthernet)
+		c.collectPortConfig(ch, p)
 	}
 	for name, m := range c.media {
 		seg := SegmentWPAN + "/" + name
@@ -143,6 +157,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, c.fdbMoved, f.Moved)
 	counter(ch, c.fdbAged, f.Aged)
 	counter(ch, c.fdbRefuse, f.Refused)
+	gauge(ch, c.fdbFlapping, float64(f.Flapping))
+	counter(ch, c.fdbSecurity, f.OverLimit, "mac_limit")
+	counter(ch, c.fdbSecurity, f.Bound, "mac_violation")
+	counter(ch, c.fdbSecurity, f.Damped, "move_damped")
 
 	pool := c.e.Pool()
 	free, total := pool.Stats()
@@ -177,6 +195,22 @@ func (c *collector) collectPort(ch chan<- prometheus.Metric, s *ports.Stats, dep
 	gauge(ch, c.highWater, float64(hw), name, kind, seg)
 	counter(ch, c.flooded, s.Flooded.Load(), name, kind, seg)
 	counter(ch, c.learnRefused, s.LearnRefused.Load(), name, kind, seg)
+	counter(ch, c.macMoves, s.MACMoves.Load(), name, kind, seg)
+	counter(ch, c.duplicated, s.RxDuplicated.Load(), name, kind, seg, "in")
+	counter(ch, c.duplicated, s.TxDuplicated.Load(), name, kind, seg, "out")
+}
+
+// collectPortConfig emits an Ethernet port's learned MACs and its VLAN and
+// security settings as an info series, for dashboards to join on.
+func (c *collector) collectPortConfig(ch chan<- prometheus.Metric, p *engine.Port) {
+	gauge(ch, c.macs, float64(c.e.FDB().PortCount(p.ID)), p.Name, p.Kind, SegmentEthernet)
+	pc := p.Config()
+	mode := "trunk"
+	if pc.Access != 0 {
+		mode = "access"
+	}
+	gauge(ch, c.portConfig, 1, p.Name, p.Kind, SegmentEthernet,
+		mode, strconv.Itoa(int(pc.PVID())), strconv.FormatBool(pc.Isolated), strconv.Itoa(pc.MACLimit))
 }
 
 // collectLatency emits the engine's log2 latency histogram as a

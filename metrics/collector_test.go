@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/zswitch/zswitch/medium"
+	"github.com/zswitch/zswitch/ports"
 	engine "github.com/zswitch/zswitch/switch"
 )
 
@@ -131,8 +132,8 @@ zswitch_build_info{goversion="go1.26.8",version="v1.2.3"} 1
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(l.c)
 	// Every drop reason in both directions, for each of the four ports.
-	if n, err := testutil.GatherAndCount(reg, "zswitch_port_drops_total"); err != nil || n != 4*2*10 {
-		t.Errorf("drops series: %d, %v; want 80", n, err)
+	if n, err := testutil.GatherAndCount(reg, "zswitch_port_drops_total"); err != nil || n != 4*2*int(ports.NumDropReasons) {
+		t.Errorf("drops series: %d, %v; want %d", n, err, 4*2*int(ports.NumDropReasons))
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -149,6 +150,9 @@ zswitch_build_info{goversion="go1.26.8",version="v1.2.3"} 1
 		{"zswitch_port_queue_high_water_frames", map[string]string{"port": "b"}, 1},
 		{"zswitch_port_queue_frames", map[string]string{"port": "b"}, 0},
 		{"zswitch_fdb_max_entries", nil, 65536},
+		{"zswitch_port_config_info", map[string]string{"port": "a", "vlan_mode": "trunk", "pvid": "1", "isolated": "false"}, 1},
+		{"zswitch_fdb_security_refused_total", map[string]string{"reason": "mac_limit"}, 0},
+		{"zswitch_fdb_flapping_macs", nil, 0},
 	}
 	for _, c := range checks {
 		if got, ok := value(mfs, c.name, c.labels); !ok || got != c.want {
@@ -158,8 +162,8 @@ zswitch_build_info{goversion="go1.26.8",version="v1.2.3"} 1
 	if free, ok := value(mfs, "zswitch_pool_free_slots", nil); !ok || free <= 0 {
 		t.Errorf("zswitch_pool_free_slots = %v, %v", free, ok)
 	}
-	if names := len(mfs); names != 25 {
-		t.Errorf("%d metric families, want 25", names)
+	if names := len(mfs); names != 31 {
+		t.Errorf("%d metric families, want 31", names)
 	}
 
 	// A port that leaves disappears.
