@@ -105,6 +105,7 @@ type FDBEntry struct {
 	VLAN   uint16  `json:"vlan"`
 	Port   string  `json:"port"`
 	Static bool    `json:"static"`
+	Sticky bool    `json:"sticky,omitempty"` // learned on a sticky port, held like a static entry
 	// Age is the seconds since the MAC was last seen; 0 for static entries.
 	Age float64 `json:"age_seconds"`
 }

@@ -353,11 +353,11 @@ func (c *controlSwitch) FDB() ([]control.FDBEntry, error) {
 	es := c.e.FDB().Entries()
 	out := make([]control.FDBEntry, 0, len(es))
 	for _, e := range es {
-		fe := control.FDBEntry{MAC: e.Key.MAC, VLAN: e.Key.VLAN, Static: e.Static, Port: names[e.Port]}
+		fe := control.FDBEntry{MAC: e.Key.MAC, VLAN: e.Key.VLAN, Static: e.Static, Sticky: e.Sticky, Port: names[e.Port]}
 		if fe.Port == "" {
 			fe.Port = "#" + strconv.Itoa(int(e.Port)) // detached a moment ago
 		}
-		if !e.Static {
+		if !e.Static || e.Sticky {
 			fe.Age = max(0, now.Sub(e.Seen).Round(time.Millisecond).Seconds())
 		}
 		out = append(out, fe)
@@ -390,6 +390,12 @@ func (c *controlSwitch) AddStatic(mac fdb.MAC, vlan uint16, port string) error {
 	p, err := c.ethernetPort(port)
 	if err != nil {
 		return err
+	}
+	if vlan == 0 { // unset: the VLAN of the port's untagged frames
+		vlan = max(p.Config().PVID(), 1)
+	}
+	if vlan > engine.MaxVLAN {
+		return control.Invalid("vlan %d: want 1..%d", vlan, engine.MaxVLAN)
 	}
 	c.e.FDB().AddStatic(fdb.Key{MAC: mac, VLAN: vlan}, p.ID)
 	c.log.Info("static MAC added", "mac", mac, "vlan", vlan, "port", port)

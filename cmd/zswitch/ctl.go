@@ -162,7 +162,13 @@ func ctlFDB(o *ctlOptions, c *control.Client, args []string) error {
 		}
 		e := control.FDBEntry{Port: args[1], VLAN: uint16(vlan), Static: true}
 		e.MAC.UnmarshalText([]byte(args[0]))
-		return o.print(e, func(w io.Writer) { fmt.Fprintf(w, "pinned %s vlan %d to %s\n", e.MAC, vlan, args[1]) })
+		return o.print(e, func(w io.Writer) {
+			if vlan == 0 {
+				fmt.Fprintf(w, "pinned %s to %s in its untagged VLAN\n", e.MAC, args[1])
+				return
+			}
+			fmt.Fprintf(w, "pinned %s vlan %d to %s\n", e.MAC, vlan, args[1])
+		})
 	case "rm", "del":
 		if len(args) != 1 {
 			return usageError{errors.New("ctl fdb rm: want one MAC")}
@@ -329,7 +335,10 @@ func printFDB(w io.Writer, es []control.FDBEntry) {
 	fmt.Fprintln(tw, "MAC\tVLAN\tPORT\tAGE\tSTATIC")
 	for _, e := range es {
 		age, static := strconv.FormatFloat(e.Age, 'f', 1, 64)+"s", "no"
-		if e.Static {
+		switch {
+		case e.Sticky:
+			static = "sticky"
+		case e.Static:
 			age, static = "-", "yes"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", e.MAC, e.VLAN, e.Port, age, static)

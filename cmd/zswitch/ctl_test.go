@@ -145,7 +145,7 @@ func TestCtlEndToEnd(t *testing.T) {
 		t.Fatalf("learned entry survived the flush:\n%s", out)
 	}
 	ctlOK(t, bin, ctl, []string{"fdb", "flush", "lab/1", "--static"}, "flushed 1 entry")
-	ctlOK(t, bin, ctl, []string{"fdb", "add", "52:54:00:00:00:ac", "lab/1"}, "vlan 0")
+	ctlOK(t, bin, ctl, []string{"fdb", "add", "52:54:00:00:00:ac", "lab/1"}, "in its untagged VLAN")
 	ctlOK(t, bin, ctl, []string{"fdb", "rm", "52:54:00:00:00:ac"}, "removed 1 entry")
 	ctlFails(t, bin, ctl, []string{"fdb", "rm", "52:54:00:00:00:ac"}, "52:54:00:00:00:ac is not in the MAC table")
 	if out := ctlOK(t, bin, ctl, []string{"fdb", "--json"}); strings.TrimSpace(out) != "[]" {
