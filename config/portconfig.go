@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -99,4 +100,45 @@ func (k *kind) allKeys() []string {
 		keys = append(keys, switchingKeys...)
 	}
 	return keys
+}
+
+// RuntimeKey reports whether option key of sp's kind may change while
+// the port runs (zswitch ctl set): its VLANs and port security.
+func RuntimeKey(sp Spec, key string) bool {
+	k, ok := kinds[sp.Kind]
+	return ok && k.segment == "" && slices.Contains(switchingKeys, key)
+}
+
+// RuntimeOptions returns sp's options that may change at run time.
+func RuntimeOptions(sp Spec) map[string]string {
+	out := map[string]string{}
+	for k, v := range sp.Options {
+		if RuntimeKey(sp, k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// WithOptions returns sp with run-time option changes applied, checked
+// as a whole; an empty value removes the option (back to its default).
+func WithOptions(sp Spec, changes map[string]string) (Spec, error) {
+	out := sp
+	out.Options = maps.Clone(sp.Options)
+	for _, key := range slices.Sorted(maps.Keys(changes)) {
+		if !RuntimeKey(sp, key) {
+			return sp, fmt.Errorf("option %q cannot change while the port runs; remove and add the port to change it", key)
+		}
+		if v := changes[key]; v == "" {
+			delete(out.Options, key)
+		} else {
+			out.Options[key] = v
+		}
+	}
+	if kinds[sp.Kind].segment == "" {
+		if _, err := PortConfig(out); err != nil {
+			return sp, err
+		}
+	}
+	return out, nil
 }

@@ -54,6 +54,12 @@ func (c *Client) AddPort(spec string) (PortInfo, error) {
 	return p, c.do(http.MethodPost, "/v1/ports", AddPortRequest{Spec: spec}, &p)
 }
 
+// SetOptions changes a port's run-time options; "" resets one.
+func (c *Client) SetOptions(name string, opts map[string]string) (PortInfo, error) {
+	var p PortInfo
+	return p, c.do(http.MethodPatch, "/v1/ports/"+url.PathEscape(name), SetOptionsRequest{Options: opts}, &p)
+}
+
 // RemovePort removes a port, or a listener and its connections.
 func (c *Client) RemovePort(name string) ([]string, error) {
 	var r Removed

@@ -40,6 +40,10 @@ type Switch interface {
 	Ports() []PortInfo
 	// Port describes one by name.
 	Port(name string) (PortInfo, error)
+	// SetOptions changes a port's run-time options (VLANs, port security,
+	// link impairments: the spec keys that may change while it runs). An
+	// empty value returns that option to its default.
+	SetOptions(name string, opts map[string]string) (PortInfo, error)
 	// AddPort parses spec with the port spec grammar, opens it and attaches it.
 	AddPort(spec string) (PortInfo, error)
 	// RemovePort detaches a port, or closes a listener and detaches its
@@ -93,6 +97,14 @@ type PortInfo struct {
 	DropsOut     map[string]uint64 `json:"drops_out,omitempty"` // at egress, by reason
 	QueueDepth   int64             `json:"queue_depth"`
 	QueueHigh    int64             `json:"queue_high_water"`
+	MACs         int               `json:"macs,omitempty"`      // learned on the port
+	MACMoves     uint64            `json:"mac_moves,omitempty"` // MACs that moved here from another port
+
+	// Config summarises the port's VLANs and security ("access 100",
+	// "trunk all native 1, isolated"); Options are its run-time options as
+	// spec keys, those set in the spec and by SetOptions.
+	Config  string            `json:"config,omitempty"`
+	Options map[string]string `json:"options,omitempty"`
 
 	// QEMU and Hints say how to connect to a port just added (POST only).
 	QEMU  []string `json:"qemu,omitempty"`
@@ -108,6 +120,11 @@ type FDBEntry struct {
 	Sticky bool    `json:"sticky,omitempty"` // learned on a sticky port, held like a static entry
 	// Age is the seconds since the MAC was last seen; 0 for static entries.
 	Age float64 `json:"age_seconds"`
+}
+
+// SetOptionsRequest is the body of PATCH /v1/ports/{name}.
+type SetOptionsRequest struct {
+	Options map[string]string `json:"options"`
 }
 
 // AddPortRequest is the body of POST /v1/ports.

@@ -62,6 +62,23 @@ func (f *fakeSwitch) AddPort(spec string) (PortInfo, error) {
 	return p, nil
 }
 
+func (f *fakeSwitch) SetOptions(name string, opts map[string]string) (PortInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.ports, func(p PortInfo) bool { return p.Name == name })
+	if i < 0 {
+		return PortInfo{}, NotFound("no port %q", name)
+	}
+	for k, v := range opts {
+		if k != "vlan" {
+			return PortInfo{}, Invalid("option %q cannot change at run time", k)
+		}
+		f.ports[i].Options = map[string]string{k: v}
+		f.ports[i].Config = "access " + v
+	}
+	return f.ports[i], nil
+}
+
 func (f *fakeSwitch) RemovePort(name string) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -144,6 +161,10 @@ func TestControlHandlerStatus(t *testing.T) {
 		{"POST", "/v1/ports", `{"spec": 1}`, 400, `request body`},
 		{"POST", "/v1/ports", `{"spek": "x"}`, 400, `unknown field`},
 		{"POST", "/v1/ports", ``, 400, `empty body`},
+		{"PATCH", "/v1/ports/lab/1", `{"options": {"vlan": "100"}}`, 200, `"config": "access 100"`},
+		{"PATCH", "/v1/ports/lab/1", `{"options": {"mtu": "100"}}`, 400, `cannot change at run time`},
+		{"PATCH", "/v1/ports/lab/1", `{}`, 400, `missing \"options\"`},
+		{"PATCH", "/v1/ports/nope", `{"options": {"vlan": "1"}}`, 404, `no port`},
 		{"DELETE", "/v1/ports/vm3", "", 200, `"removed": [`},
 		{"DELETE", "/v1/ports/vm3", "", 404, `no port`},
 		{"POST", "/v1/fdb", `{"mac": "52:54:00:00:00:01", "port": "lab/1"}`, 201, `"static": true`},

@@ -22,6 +22,7 @@ func Handler(sw Switch) http.Handler {
 	mux.HandleFunc("POST /v1/ports", h.addPort)
 	mux.HandleFunc("GET /v1/ports/{name...}", h.port)
 	mux.HandleFunc("DELETE /v1/ports/{name...}", h.removePort)
+	mux.HandleFunc("PATCH /v1/ports/{name...}", h.setOptions)
 	mux.HandleFunc("GET /v1/fdb", h.fdb)
 	mux.HandleFunc("POST /v1/fdb", h.addStatic)
 	mux.HandleFunc("DELETE /v1/fdb", h.flush)
@@ -68,6 +69,23 @@ func (h *handler) addPort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, p)
+}
+
+func (h *handler) setOptions(w http.ResponseWriter, r *http.Request) {
+	var req SetOptionsRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if len(req.Options) == 0 {
+		writeError(w, http.StatusBadRequest, errors.New(`missing "options": give spec keys like {"options": {"vlan": "100", "out.loss": "1%"}}`))
+		return
+	}
+	p, err := h.sw.SetOptions(r.PathValue("name"), req.Options)
+	if err != nil {
+		writeError(w, StatusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
 }
 
 func (h *handler) removePort(w http.ResponseWriter, r *http.Request) {

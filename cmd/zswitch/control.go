@@ -56,6 +56,9 @@ type controlSwitch struct {
 	mu    sync.Mutex            // serialises adds and removes; guards the fields below
 	ms    media                 // runtime adds may create a medium
 	specs map[string]*specEntry // ports and listeners opened from specs, by name
+	// live holds, per port, its spec with the run-time options changed by
+	// SetOptions applied; a port without changes is not in it.
+	live map[string]config.Spec
 
 	capMu    sync.Mutex               // guards wpanCaps
 	wpanCaps map[*wpanStream]struct{} // running captures of 802.15.4 media
@@ -68,7 +71,7 @@ type specEntry struct {
 }
 
 func newControlSwitch(e *engine.Engine, ms media, log *slog.Logger) *controlSwitch {
-	return &controlSwitch{e: e, ms: ms, log: log, specs: map[string]*specEntry{}, wpanCaps: map[*wpanStream]struct{}{}}
+	return &controlSwitch{e: e, ms: ms, log: log, specs: map[string]*specEntry{}, live: map[string]config.Spec{}, wpanCaps: map[*wpanStream]struct{}{}}
 }
 
 var _ control.Switch = (*controlSwitch)(nil)
@@ -88,6 +91,11 @@ func (c *controlSwitch) Ports() []control.PortInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []control.PortInfo
+	for name := range c.live { // ports that left keep no options
+		if _, ok := c.e.Port(name); !ok {
+			delete(c.live, name)
+		}
+	}
 	for _, p := range c.e.Ports() {
 		pi := control.PortInfo{Name: p.Name, Kind: p.Kind, Segment: segmentEthernet, Since: p.Since}
 		if se, ok := c.specs[p.Name]; ok {
@@ -95,6 +103,13 @@ func (c *controlSwitch) Ports() []control.PortInfo {
 		}
 		fillCounters(&pi, p.Stats())
 		pi.QueueDepth, pi.QueueHigh = p.Queue()
+		pi.MACs, pi.MACMoves = c.e.FDB().PortCount(p.ID), p.Stats().MACMoves.Load()
+		pi.Config = p.Config().String()
+		if sp, ok := c.liveSpecLocked(p.Name); ok {
+			if o := config.RuntimeOptions(sp); len(o) > 0 {
+				pi.Options = o
+			}
+		}
 		out = append(out, pi)
 	}
 	accepted := map[string]uint64{}
@@ -144,6 +159,48 @@ func splitConn(name string) (string, int) {
 		return name, 0
 	}
 	return name[:i], n
+}
+
+// liveSpecLocked is the spec a port runs with: the one it came from, with
+// the options changed at run time.
+func (c *controlSwitch) liveSpecLocked(name string) (config.Spec, bool) {
+	if sp, ok := c.live[name]; ok {
+		return sp, true
+	}
+	if se := c.specOfLocked(name); se != nil {
+		return se.sp, true
+	}
+	return config.Spec{}, false
+}
+
+// SetOptions changes a port's run-time options: the spec keys that may
+// change while it runs.
+func (c *controlSwitch) SetOptions(name string, opts map[string]string) (control.PortInfo, error) {
+	c.mu.Lock()
+	_, ok := c.e.Port(name)
+	sp, known := c.liveSpecLocked(name)
+	if !ok || !known {
+		c.mu.Unlock()
+		if _, isListener := c.specs[name]; isListener {
+			return control.PortInfo{}, control.Invalid("%s is a listener; set options on one of its connections (%s/1, …)", name, name)
+		}
+		return control.PortInfo{}, noPort(name)
+	}
+	next, err := config.WithOptions(sp, opts)
+	if err == nil {
+		var pc engine.PortConfig
+		if pc, err = config.PortConfig(next); err == nil {
+			err = c.e.SetPortConfig(name, pc)
+		}
+	}
+	if err != nil {
+		c.mu.Unlock()
+		return control.PortInfo{}, control.Invalid("port %s: %v", name, err)
+	}
+	c.live[name] = next
+	c.mu.Unlock()
+	c.log.Info("port options changed", "port", name, "options", opts)
+	return c.Port(name)
 }
 
 // specOfLocked finds the spec a port came from: its own, or its listener's.

@@ -22,6 +22,8 @@ Commands:
   ports                        list ports, listeners and connections with counters
   port NAME                    one port in detail, drops by reason
   add SPEC                     add a port at run time (the --port SPEC grammar)
+  set NAME key=value…          change a port's VLANs, security or link impairment
+                               while it runs (key= resets one), e.g. vlan=100
   rm NAME                      remove a port, or a listener and its connections
   fdb                          list the MAC table
   fdb add MAC PORT [--vlan N]  pin MAC to PORT (until PORT leaves)
@@ -48,7 +50,7 @@ func runCtl(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.control, "control", control.DefaultPath(), "the control socket of zswitch run, `PATH`")
 	fs.BoolVar(&o.json, "json", false, "print the API's JSON instead of tables")
-	fs.Func("vlan", "VLAN `N` (0..4094) for fdb add (default 0, untagged) and fdb rm (default every VLAN)", func(v string) error {
+	fs.Func("vlan", "VLAN `N` (1..4094) for fdb add (default: the port's untagged VLAN) and fdb rm (default every VLAN)", func(v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 4094 {
 			return fmt.Errorf("%q is not a number from 0 to 4094", v)
@@ -110,6 +112,23 @@ func runCtl(args []string, stdout, stderr io.Writer) error {
 			return ctlError(o, err)
 		}
 		return o.print(p, func(w io.Writer) { printAdded(w, p) })
+	case "set":
+		if len(pos) < 3 {
+			return usageError{errors.New("ctl set: want a port NAME and key=value options, e.g. zswitch ctl set qemu/1 vlan=100 out.loss=1%")}
+		}
+		opts := map[string]string{}
+		for _, kv := range pos[2:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return usageError{fmt.Errorf("ctl set: %q: want key=value (key= resets it)", kv)}
+			}
+			opts[k] = v
+		}
+		p, err := c.SetOptions(pos[1], opts)
+		if err != nil {
+			return ctlError(o, err)
+		}
+		return o.print(p, func(w io.Writer) { printPort(w, p) })
 	case "rm", "remove", "del":
 		if err := want(1, "a port NAME"); err != nil {
 			return err
@@ -272,6 +291,19 @@ func printPort(w io.Writer, p control.PortInfo) {
 		return
 	}
 	row("link", "%s", link(p.LinkUp))
+	if p.Config != "" {
+		row("config", "%s", p.Config)
+	}
+	if len(p.Options) > 0 {
+		var kv []string
+		for _, k := range slices.Sorted(maps.Keys(p.Options)) {
+			kv = append(kv, k+"="+p.Options[k])
+		}
+		row("options", "%s", strings.Join(kv, " "))
+	}
+	if p.Segment == "ethernet" {
+		row("MACs", "%d learned (%d moved in)", p.MACs, p.MACMoves)
+	}
 	row("rx", "%d frames, %d bytes", p.RxFrames, p.RxBytes)
 	row("tx", "%d frames, %d bytes", p.TxFrames, p.TxBytes)
 	row("forwarded", "%d (flooded %d)", p.Forwarded, p.Flooded)

@@ -112,6 +112,18 @@ func TestCtlEndToEnd(t *testing.T) {
 	}
 	ctlOK(t, bin, ctl, []string{"fdb"}, "MAC", "VLAN", "PORT", "AGE", "STATIC", "lab/1", "no")
 
+	// Run-time options: VLAN and security of one connection.
+	ctlOK(t, bin, ctl, []string{"port", "lab/1"}, "config:", "trunk all native 1", "MACs:", "1 learned")
+	ctlOK(t, bin, ctl, []string{"set", "lab/1", "vlan=100", "isolated=true"}, "config:", "access 100, isolated", "options:", "isolated=true vlan=100")
+	ctlOK(t, bin, ctl, []string{"set", "lab/1", "isolated="}, "access 100")
+	if _, out, _ := ctlRun(t, bin, ctl, "port", "lab/1"); strings.Contains(out, "isolated") {
+		t.Fatalf("isolated= did not reset the option:\n%s", out)
+	}
+	ctlFails(t, bin, ctl, []string{"set", "lab/1", "vlan=5000"}, "VLAN \"5000\"")
+	ctlFails(t, bin, ctl, []string{"set", "lab/1", "write-timeout=5s"}, "cannot change while the port runs")
+	ctlFails(t, bin, ctl, []string{"set", "lab", "vlan=5"}, "lab is a listener; set options on one of its connections")
+	ctlOK(t, bin, ctl, []string{"set", "lab/1", "vlan="}, "trunk all native 1")
+
 	// Runtime add and remove of a datagram port.
 	spec := "dgram:unix:" + filepath.Join(dir, "d.sock") + ",remote=" + filepath.Join(dir, "r.sock") + ",name=vm3"
 	ctlOK(t, bin, ctl, []string{"add", spec}, "added port vm3", "-netdev dgram,id=net0")
