@@ -8,8 +8,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # real peers in those namespaces; tshark: checks captures; socat: pty and
 # serial peers; ethtool: offloads off on test veths; prometheus: scrapes
 # zswitch and runs every Grafana dashboard query (metrics/prometheus_test.go);
-# busybox-static, qemu-system-x86: QEMU guests (see qemu-deps.sh).
-pkgs=(iproute2 iputils-ping iperf3 tshark socat ethtool prometheus ca-certificates)
+# busybox-static, qemu-system-x86: QEMU guests (see qemu-deps.sh);
+# vde2: vde_switch and vde_plug, a peer of go run ./bench/cmd/zbench.
+pkgs=(iproute2 iputils-ping iperf3 tshark socat ethtool prometheus ca-certificates vde2)
 
 sudo=()
 if [[ $(id -u) != 0 ]]; then
@@ -34,3 +35,14 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/
 	"${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 "$here/qemu-deps.sh"
+
+# gvproxy (gvisor-tap-vsock), the Go switch zbench compares with, pinned:
+# the results name this version. Installed where zbench looks for it,
+# $(go env GOPATH)/bin, unless that one is already there. GOFLAGS= drops
+# flags meant for this module (e.g. -mod=vendor) from the install.
+gvproxy_version=v0.8.9
+gvproxy="$(go env GOPATH)/bin/gvproxy"
+if ! "$gvproxy" -version 2>/dev/null | grep -q "$gvproxy_version"; then
+	echo "deps: installing gvproxy $gvproxy_version" >&2
+	GOFLAGS= go install "github.com/containers/gvisor-tap-vsock/cmd/gvproxy@$gvproxy_version"
+fi
