@@ -81,3 +81,15 @@ func (f *Frame) Pool() *Pool { return f.pool }
 // Shared reports whether more than one holder has a reference, so the
 // frame must be copied, not changed in place.
 func (f *Frame) Shared() bool { return f.refs.Load() > 1 }
+
+// CopyTo copies the frame's bytes and metadata (In, VLAN, Tagged) into
+// dst, a frame the caller holds alone, so the copy can change without
+// touching f. It reports false, copying nothing, if dst's slot is too small.
+func (f *Frame) CopyTo(dst *Frame) bool {
+	if len(dst.buf) < f.n {
+		return false
+	}
+	dst.n = copy(dst.buf, f.buf[:f.n])
+	dst.In, dst.VLAN, dst.Tagged = f.In, f.VLAN, f.Tagged
+	return true
+}

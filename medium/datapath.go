@@ -70,10 +70,10 @@ func (r *releaser) flush() {
 }
 
 // ingress is the only goroutine that calls n.p.ReadFrames and the only
-// writer of n's rx counters.
+// writer of n's rx counters, apart from what the "in" impairment's pacer
+// forwards later (see impairment.go).
 func (m *Medium) ingress(n *Node) {
 	defer close(n.readerDone)
-	fw := &forwarder{m: m, node: n, rel: releaser{pool: m.pool, free: make([]*frame.Frame, 0, maxBatch)}}
 	fs := make([]*frame.Frame, min(max(n.p.BatchSize(), 1), maxBatch))
 	have := 0
 	var err error
@@ -89,7 +89,7 @@ func (m *Medium) ingress(n *Node) {
 		var k int
 		k, err = n.p.ReadFrames(fs[:have])
 		if k > 0 {
-			fw.forward(fs[:k])
+			m.receive(n, fs[:k])
 			copy(fs, fs[k:have])
 			clear(fs[have-k : have])
 			have -= k
@@ -107,33 +107,52 @@ func (m *Medium) ingress(n *Node) {
 	}
 }
 
-// A forwarder is one ingress goroutine's scratch space.
-type forwarder struct {
-	m    *Medium
-	node *Node
-	rel  releaser
-	sent [maxBatch]bool // per frame of the batch: reached the air
-}
-
-// forward carries one batch of received frames to every other node. It
-// neither blocks nor allocates (batches are recycled).
-func (fw *forwarder) forward(fs []*frame.Frame) {
-	n, m := fw.node, fw.m
-	n.forwarding.Add(1) // odd: holding a table snapshot
-	t := m.table.Load()
+// receive counts and captures a batch the node sent, as the node sent it,
+// then transmits it. It takes the batch's references.
+func (m *Medium) receive(n *Node, fs []*frame.Frame) {
+	var rxBytes uint64
+	for _, f := range fs {
+		rxBytes += uint64(f.Len())
+	}
+	n.stats.RxFrames.Add(uint64(len(fs)))
+	n.stats.RxBytes.Add(rxBytes)
 	if c := m.capture.Load(); c != nil {
 		c.offer(fs)
 	}
 	m.recs.tap(n, fs, Inbound)
+	m.transmit(n, fs)
+}
+
+// A forwarder is a node's scratch space for forwarding, used by one
+// goroutine at a time (under the node's in.mu).
+type forwarder struct {
+	m    *Medium
+	node *Node
+	rel  releaser
+}
+
+// forward carries frames the node transmits to every other node, and
+// takes one reference of each. It neither blocks nor allocates (batches
+// are recycled). fs holds at most maxBatch frames.
+func (fw *forwarder) forward(fs []*frame.Frame) {
+	n, m := fw.node, fw.m
+	n.forwarding.Add(1) // odd: holding a table snapshot
+	t := m.table.Load()
 	self := -1
 	for i, q := range t.nodes {
 		if q == n {
 			self = i
 		}
 	}
-	var rxBytes uint64
-	for _, f := range fs {
-		rxBytes += uint64(f.Len())
+	s := n.stats
+	if self < 0 {
+		// The node has left (a frame read as its port closed, or one its
+		// pacer released): the table no longer holds its links.
+		n.forwarding.Add(1)
+		s.IngressDrops[ports.DropLinkDown].Add(uint64(len(fs)))
+		fw.rel.release(fs)
+		fw.rel.flush()
+		return
 	}
 	now := m.now()
 	others := 0
@@ -144,19 +163,18 @@ func (fw *forwarder) forward(fs []*frame.Frame) {
 		others++
 		var link *linkState
 		prob, due := 1.0, now
-		if t.out != nil && self >= 0 {
+		if t.out != nil {
 			link = t.out[self][j]
 			prob = math.Float64frombits(link.prob.Load())
 			due += link.delay.Load()
 		}
 		var b *batch
 		var lost uint64
-		for i, f := range fs {
+		for _, f := range fs {
 			if link != nil && !link.deliver(prob) {
 				lost++
 				continue
 			}
-			fw.sent[i] = true
 			if b == nil {
 				b = m.batches.get()
 				b.due = due
@@ -175,18 +193,12 @@ func (fw *forwarder) forward(fs []*frame.Frame) {
 	}
 	n.forwarding.Add(1) // even: done with the snapshot
 
-	s := n.stats
-	s.RxFrames.Add(uint64(len(fs)))
-	s.RxBytes.Add(rxBytes)
 	if others == 0 {
 		s.IngressDrops[ports.DropFiltered].Add(uint64(len(fs)))
 	} else {
 		s.Forwarded.Add(uint64(len(fs)))
 	}
-	for i, f := range fs {
-		fw.sent[i] = false
-		fw.rel.release1(f) // the reference ReadFrames's slot held
-	}
+	fw.rel.release(fs) // the references the caller handed over
 	fw.rel.flush()
 }
 
@@ -210,15 +222,18 @@ func (fw *forwarder) send(q *Node, b *batch) {
 
 // egress is the only goroutine that calls n.p.WriteFrames and the only
 // writer of n's tx counters. Batches due later wait in a heap ordered by
-// due time, then arrival. It runs until detach closes the queue.
+// due time, then arrival; then, if the node has an "out" impairment, in
+// its line (see impairment.go). It runs until detach closes the queue.
 func (m *Medium) egress(n *Node) {
 	defer close(n.writerDone)
 	out := make([]*frame.Frame, 0, egressGather)
 	rel := releaser{pool: m.pool, free: make([]*frame.Frame, 0, egressGather)}
 	var (
-		delayed delayHeap
-		seq     uint64
-		timer   = time.NewTimer(time.Hour)
+		delayed  delayHeap
+		seq      uint64
+		timer    = time.NewTimer(time.Hour)
+		lineNext int64 // when the "out" line's next frame is due
+		lineHeld bool  // the "out" line holds frames
 	)
 	timer.Stop()
 	defer timer.Stop()
@@ -237,7 +252,7 @@ func (m *Medium) egress(n *Node) {
 	for {
 		var b *batch
 		ok := true
-		if len(delayed) == 0 {
+		if len(delayed) == 0 && !lineHeld {
 			b, ok = <-n.queue
 		} else {
 			select {
@@ -269,16 +284,25 @@ func (m *Medium) egress(n *Node) {
 			out = append(out, b.fs[:b.n]...)
 			m.batches.put(b)
 		}
+		arrived := len(out) // leave the node's queue, into the line or the port
+		out, lineNext, lineHeld = m.passOut(n, out, now, &rel)
 		if len(out) > 0 {
 			m.write(n, out)
-			n.queued.Add(-int64(len(out)))
 			rel.release(out)
-			rel.flush()
 			clear(out)
 			out = out[:0]
 		}
-		if len(delayed) > 0 {
-			timer.Reset(time.Duration(max(delayed[0].due-m.now(), 0)))
+		rel.flush()
+		n.queued.Add(-int64(arrived))
+		if len(delayed) > 0 || lineHeld {
+			wake := int64(math.MaxInt64)
+			if len(delayed) > 0 {
+				wake = delayed[0].due
+			}
+			if lineHeld {
+				wake = min(wake, lineNext)
+			}
+			timer.Reset(time.Duration(max(wake-m.now(), 0)))
 		}
 	}
 	for _, b := range delayed {
@@ -287,6 +311,7 @@ func (m *Medium) egress(n *Node) {
 		rel.release(b.fs[:b.n])
 	}
 	rel.flush()
+	m.flushOut(n, &rel)
 }
 
 // write hands out to the node's port and counts what it took.

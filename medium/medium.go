@@ -25,18 +25,25 @@
 // node names and advanced once per frame on that link, so a run repeats
 // exactly whatever the goroutines' timing.
 //
+// # Link impairments
+//
+// SetImpairment gives a node netem-like impairments (package impair) per
+// direction: "in" on what it transmits, before the fan-out; "out" on what
+// it receives, after the link matrix. See impairment.go.
+//
 // # Counters
 //
 // Every node's ports.Stats keep the engine's identities:
 //
-//	RxFrames + RxInvalid = Forwarded + Σ IngressDrops
-//	Enqueued             = TxFrames + Σ EgressDrops
+//	RxFrames + RxInvalid + RxDuplicated = Forwarded + Σ IngressDrops
+//	Enqueued + TxDuplicated             = TxFrames + Σ EgressDrops
 //
-// A frame sent while there is no other node counts as filtered at
-// ingress. A frame the link matrix loses on its way to a receiver counts
-// on the receiver, in Enqueued and as an egress drop with reason filtered
-// ("lost on the link"); the sender still counts it as Forwarded: it went
-// on the air.
+// once the frames an impairment holds have left it. A frame sent while
+// there is no other node counts as filtered at ingress. A frame the link
+// matrix loses on its way to a receiver counts on the receiver, in
+// Enqueued and as an egress drop with reason link_loss; the sender still
+// counts it as Forwarded: it went on the air. The Duplicated counters are
+// the extra copies an impairment's duplicate= made.
 package medium
 
 import (
@@ -169,6 +176,14 @@ type Node struct {
 	// batch against a table snapshot; detach waits for it to move on.
 	forwarding atomic.Uint64
 
+	// in and out are the node's link impairments (SetImpairment); pacers
+	// tracks in's pacer goroutine, and reserved the pool slots their lines
+	// may pin (guarded by Medium.mu).
+	in       inImpairment
+	out      impairment
+	pacers   sync.WaitGroup
+	reserved int
+
 	detaching  atomic.Bool
 	closing    chan struct{} // closed when detaching starts
 	readerDone chan struct{}
@@ -216,6 +231,7 @@ func (m *Medium) Attach(name string, p ports.Port) (*Node, error) {
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
+	n.in.init(&forwarder{m: m, node: n, rel: releaser{pool: m.pool, free: make([]*frame.Frame, 0, maxBatch)}})
 	m.pool.Reserve(m.reserve())
 	m.byName[name] = n
 	m.publishLocked(append(slices.Clone(m.table.Load().nodes), n))
@@ -320,6 +336,8 @@ func (m *Medium) detach(n *Node, fromIngress bool) error {
 	}
 	m.publishLocked(nodes)
 	delete(m.byName, n.Name)
+	reserved := n.reserved
+	n.reserved = 0
 	m.mu.Unlock()
 
 	err := n.p.Close()
@@ -331,6 +349,9 @@ func (m *Medium) detach(n *Node, fromIngress bool) error {
 		<-n.readerDone
 	}
 	<-n.writerDone
+	n.pacers.Wait()
+	m.flushIn(n) // what the ingress goroutine pushed after the pacer stopped
+	m.pool.Reserve(-reserved)
 	m.log.Info("node detached", "node", n.Name)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("detach %s: %w", n.Name, err)

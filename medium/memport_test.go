@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,10 +24,12 @@ type memPort struct {
 	closed chan struct{}
 	once   sync.Once
 	stuck  bool
+	keep   bool // record every frame's bytes too
 
-	mu   sync.Mutex
-	got  []uint32
-	when []time.Time
+	mu    sync.Mutex
+	got   []uint32
+	when  []time.Time
+	bytes [][]byte
 	n    atomic.Int64
 }
 
@@ -72,6 +75,9 @@ func (p *memPort) WriteFrames(fs []*frame.Frame) (int, error) {
 	for _, f := range fs {
 		p.got = append(p.got, seqOf(f.Bytes()))
 		p.when = append(p.when, now)
+		if p.keep {
+			p.bytes = append(p.bytes, slices.Clone(f.Bytes()))
+		}
 	}
 	p.mu.Unlock()
 	p.n.Add(int64(len(fs)))
@@ -128,11 +134,12 @@ func checkIdentities(t testing.TB, nodes ...*Node) {
 			in += s.IngressDrops[r].Load()
 			out += s.EgressDrops[r].Load()
 		}
-		if l, r := s.RxFrames.Load()+s.RxInvalid.Load(), s.Forwarded.Load()+in; l != r {
-			t.Errorf("%s: rx %d + invalid %d != forwarded %d + ingress drops %d", n.Name, s.RxFrames.Load(), s.RxInvalid.Load(), s.Forwarded.Load(), in)
+		if l, r := s.RxFrames.Load()+s.RxInvalid.Load()+s.RxDuplicated.Load(), s.Forwarded.Load()+in; l != r {
+			t.Errorf("%s: rx %d + invalid %d + duplicated %d != forwarded %d + ingress drops %d",
+				n.Name, s.RxFrames.Load(), s.RxInvalid.Load(), s.RxDuplicated.Load(), s.Forwarded.Load(), in)
 		}
-		if l, r := s.Enqueued.Load(), s.TxFrames.Load()+out; l != r {
-			t.Errorf("%s: enqueued %d != tx %d + egress drops %d", n.Name, l, s.TxFrames.Load(), out)
+		if l, r := s.Enqueued.Load()+s.TxDuplicated.Load(), s.TxFrames.Load()+out; l != r {
+			t.Errorf("%s: enqueued %d + duplicated %d != tx %d + egress drops %d", n.Name, s.Enqueued.Load(), s.TxDuplicated.Load(), s.TxFrames.Load(), out)
 		}
 	}
 }
