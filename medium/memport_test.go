@@ -30,7 +30,7 @@ type memPort struct {
 	got   []uint32
 	when  []time.Time
 	bytes [][]byte
-	n    atomic.Int64
+	n     atomic.Int64
 }
 
 func newMemPort() *memPort {
