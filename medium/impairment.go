@@ -2,9 +2,7 @@ package medium
 
 import (
 	"fmt"
-	"hash/fnv"
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,16 +44,9 @@ import (
 // duplicate= count in RxDuplicated and TxDuplicated. Frames a line holds
 // when the node leaves count as link_down.
 
-// An impairment is one direction of a node's impairment.
-type impairment struct {
-	mu   sync.Mutex                  // serialises the line's users; guards the fields below and the line's use
-	line atomic.Pointer[impair.Line] // nil until first set; loaded without mu for its counters
-	set  impair.Config               // as given to SetImpairment
-}
-
 // inImpairment is the "in" direction, with what the pacer needs.
 type inImpairment struct {
-	impairment
+	impair.Direction
 	fw     *forwarder     // the node's forwarding scratch, for the ingress goroutine and the pacer
 	due    []*frame.Frame // Line.Due's scratch, capacity maxBatch
 	pacing bool           // a pacer goroutine runs
@@ -70,61 +61,15 @@ func (in *inImpairment) init(fw *forwarder) {
 	in.kick = make(chan struct{}, 1)
 }
 
-// lineConfig is what the line of a node's direction runs: the seed is
-// mixed with the node's name and the direction, so nodes given the same
-// seed still draw different streams; corruption may flip any byte (no
-// Ethernet header) unless corrupt-from says otherwise.
+// lineConfig is what the line of a node's direction runs: the seed made
+// the link's own, and corruption may flip any byte (no Ethernet header)
+// unless corrupt-from says otherwise.
 func lineConfig(cfg impair.Config, node, dir string) impair.Config {
-	h := fnv.New64a()
-	h.Write([]byte(node))
-	h.Write([]byte{0})
-	h.Write([]byte(dir))
-	cfg.Seed ^= h.Sum64()
+	cfg = cfg.ForLink(node, dir)
 	if cfg.CorruptFrom == 0 {
 		cfg.CorruptFrom = impair.NoHeader
 	}
 	return cfg
-}
-
-// configure applies cfg to the direction, making its line on first use.
-// Once made, a line stays: frames it holds keep their due times.
-func (imp *impairment) configure(cfg, lineCfg impair.Config) error {
-	imp.mu.Lock()
-	defer imp.mu.Unlock()
-	if l := imp.line.Load(); l != nil {
-		if err := l.SetConfig(lineCfg); err != nil {
-			return err
-		}
-	} else if !cfg.IsZero() {
-		l, err := impair.NewLine(lineCfg)
-		if err != nil {
-			return err
-		}
-		imp.line.Store(l)
-	}
-	imp.set = cfg
-	return nil
-}
-
-func (imp *impairment) config() impair.Config {
-	imp.mu.Lock()
-	defer imp.mu.Unlock()
-	return imp.set
-}
-
-func (imp *impairment) stats() impair.Stats {
-	if l := imp.line.Load(); l != nil {
-		return l.Stats()
-	}
-	return impair.Stats{}
-}
-
-// reservation is how many pool slots a direction's line may pin.
-func reservation(cfg impair.Config) int {
-	if cfg.IsZero() {
-		return 0
-	}
-	return cfg.EffectiveLimit()
 }
 
 // SetImpairment sets a node's link impairments at run time: in for the
@@ -147,13 +92,13 @@ func (m *Medium) SetImpairment(node string, in, out impair.Config) error {
 	if !ok {
 		return fmt.Errorf("impairment of %s: %w", node, ErrNoNode)
 	}
-	if err := n.in.configure(in, lineConfig(in, node, "in")); err != nil {
+	if err := n.in.Configure(in, lineConfig(in, node, "in")); err != nil {
 		return fmt.Errorf("impairment of %s, in: %w", node, err)
 	}
-	if err := n.out.configure(out, lineConfig(out, node, "out")); err != nil {
+	if err := n.out.Configure(out, lineConfig(out, node, "out")); err != nil {
 		return fmt.Errorf("impairment of %s, out: %w", node, err)
 	}
-	res := reservation(in) + reservation(out)
+	res := in.Reservation() + out.Reservation()
 	m.pool.Reserve(res - n.reserved)
 	n.reserved = res
 	m.startPacer(n)
@@ -171,7 +116,7 @@ func (m *Medium) Impairment(node string) (in, out impair.Config, err error) {
 }
 
 // Impairment returns the node's impairments as set.
-func (n *Node) Impairment() (in, out impair.Config) { return n.in.config(), n.out.config() }
+func (n *Node) Impairment() (in, out impair.Config) { return n.in.Config(), n.out.Config() }
 
 // ImpairmentStats are a node's impairment counters per direction; zero for
 // a direction never impaired.
@@ -182,7 +127,7 @@ type ImpairmentStats struct {
 // ImpairmentStats returns the node's impairment counters. It is safe to
 // call at any time.
 func (n *Node) ImpairmentStats() ImpairmentStats {
-	return ImpairmentStats{In: n.in.stats(), Out: n.out.stats()}
+	return ImpairmentStats{In: n.in.Stats(), Out: n.out.Stats()}
 }
 
 // startPacer starts the node's pacer unless it runs or has nothing to do,
@@ -190,9 +135,9 @@ func (n *Node) ImpairmentStats() ImpairmentStats {
 // m.mu with n attached.
 func (m *Medium) startPacer(n *Node) {
 	in := &n.in
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	line := in.line.Load()
+	in.Lock()
+	defer in.Unlock()
+	line := in.Line()
 	switch {
 	case in.pacing:
 		select {
@@ -205,42 +150,33 @@ func (m *Medium) startPacer(n *Node) {
 	}
 }
 
-// admit pushes a batch into a line, hands the references it dropped to
-// rel and returns what it counted.
-func admit(line *impair.Line, fs []*frame.Frame, now int64, rel *releaser) (lost, limited, dups uint64) {
-	for _, f := range fs {
-		switch line.Push(f, now) {
-		case impair.Duplicated:
-			dups++
-		case impair.Lost:
-			lost++
-			rel.release1(f)
-		case impair.Overflowed:
-			limited++
-			rel.release1(f)
-		}
-	}
-	return lost, limited, dups
+// admit pushes a batch into a line and hands the references it dropped
+// to rel.
+func admit(line *impair.Line, fs []*frame.Frame, now int64, rel *releaser) impair.BatchVerdicts {
+	v, dropped := line.PushBatch(fs, now)
+	rel.release(dropped)
+	clear(dropped)
+	return v
 }
 
 // transmit forwards a batch the node sent, through its "in" line if it has
 // one. It runs in the ingress goroutine.
 func (m *Medium) transmit(n *Node, fs []*frame.Frame) {
 	in := &n.in
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	line := in.line.Load()
+	in.Lock()
+	defer in.Unlock()
+	line := in.Line()
 	if line == nil || line.Idle() {
 		in.fw.forward(fs)
 		return
 	}
 	now := m.now()
-	lost, limited, dups := admit(line, fs, now, &in.fw.rel)
+	v := admit(line, fs, now, &in.fw.rel)
 	in.fw.rel.flush()
 	s := n.stats
-	s.IngressDrops[ports.DropLinkLoss].Add(lost)
-	s.IngressDrops[ports.DropRateLimit].Add(limited)
-	s.RxDuplicated.Add(dups)
+	s.IngressDrops[ports.DropLinkLoss].Add(v.Lost)
+	s.IngressDrops[ports.DropRateLimit].Add(v.Overflowed)
+	s.RxDuplicated.Add(v.Duplicated)
 	in.forwardDueLocked(line, now)
 	if next, ok := line.Next(); ok && next < in.wake {
 		in.wake = next
@@ -273,15 +209,15 @@ func (m *Medium) pace(n *Node) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		in.mu.Lock()
-		line := in.line.Load()
+		in.Lock()
+		line := in.Line()
 		now := m.now()
 		in.forwardDueLocked(line, now)
 		next, held := line.Next()
 		if line.Idle() {
 			in.pacing = false
 			in.wake = math.MaxInt64
-			in.mu.Unlock()
+			in.Unlock()
 			return
 		}
 		in.wake = math.MaxInt64
@@ -291,7 +227,7 @@ func (m *Medium) pace(n *Node) {
 		} else {
 			timer.Stop()
 		}
-		in.mu.Unlock()
+		in.Unlock()
 		select {
 		case <-timer.C:
 		case <-in.kick:
@@ -304,9 +240,9 @@ func (m *Medium) pace(n *Node) {
 // flushIn drops what the "in" line holds when the node leaves.
 func (m *Medium) flushIn(n *Node) {
 	in := &n.in
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if line := in.line.Load(); line != nil {
+	in.Lock()
+	defer in.Unlock()
+	if line := in.Line(); line != nil {
 		m.flushLine(line, &n.stats.IngressDrops, &in.fw.rel)
 	}
 }
@@ -327,21 +263,20 @@ func (m *Medium) flushLine(line *impair.Line, drops *[ports.NumDropReasons]atomi
 // It runs in the egress goroutine; rel must be flushed by the caller.
 func (m *Medium) passOut(n *Node, out []*frame.Frame, now int64, rel *releaser) (due []*frame.Frame, next int64, held bool) {
 	o := &n.out
-	line := o.line.Load()
+	line := o.Line()
 	if line == nil {
 		return out, 0, false
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.Lock()
+	defer o.Unlock()
 	if line.Idle() {
 		return out, 0, false
 	}
-	lost, limited, dups := admit(line, out, now, rel)
+	v := admit(line, out, now, rel)
 	s := n.stats
-	s.EgressDrops[ports.DropLinkLoss].Add(lost)
-	s.EgressDrops[ports.DropRateLimit].Add(limited)
-	s.TxDuplicated.Add(dups)
-	clear(out)
+	s.EgressDrops[ports.DropLinkLoss].Add(v.Lost)
+	s.EgressDrops[ports.DropRateLimit].Add(v.Overflowed)
+	s.TxDuplicated.Add(v.Duplicated)
 	out = line.Due(now, out[:0])
 	next, held = line.Next()
 	return out, next, held
@@ -350,9 +285,9 @@ func (m *Medium) passOut(n *Node, out []*frame.Frame, now int64, rel *releaser) 
 // flushOut drops what the "out" line holds when the node leaves.
 func (m *Medium) flushOut(n *Node, rel *releaser) {
 	o := &n.out
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if line := o.line.Load(); line != nil {
+	o.Lock()
+	defer o.Unlock()
+	if line := o.Line(); line != nil {
 		m.flushLine(line, &n.stats.EgressDrops, rel)
 	}
 }

@@ -120,8 +120,8 @@ func TestInDelayDuplicate(t *testing.T) {
 	// Cleared, the pacer goes away and frames pass at once.
 	setImpairment(t, m, "a", impair.Config{}, impair.Config{})
 	waitFor(t, "pacer stopped", func() bool {
-		na.in.mu.Lock()
-		defer na.in.mu.Unlock()
+		na.in.Lock()
+		defer na.in.Unlock()
 		return !na.in.pacing
 	})
 	a.inject(psdu(frames, 20))

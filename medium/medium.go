@@ -58,6 +58,7 @@ import (
 	"time"
 
 	"github.com/zswitch/zswitch/frame"
+	"github.com/zswitch/zswitch/impair"
 	"github.com/zswitch/zswitch/ports"
 )
 
@@ -180,7 +181,7 @@ type Node struct {
 	// tracks in's pacer goroutine, and reserved the pool slots their lines
 	// may pin (guarded by Medium.mu).
 	in       inImpairment
-	out      impairment
+	out      impair.Direction
 	pacers   sync.WaitGroup
 	reserved int
 

@@ -54,6 +54,7 @@ func (e *Engine) AttachWith(name, kind string, p ports.Port, c PortConfig) (*Por
 		writerDone: make(chan struct{}),
 	}
 	ap.policy.Store(pol)
+	ap.in.init(newForwarder(e, ap))
 	e.fdb.SetPortPolicy(id, c.fdbPolicy())
 	// Reserve enough slots that this port's queue, its read-ahead and a
 	// batch in flight can be full at once without starving anyone: a stuck
@@ -139,11 +140,16 @@ func (e *Engine) detach(p *Port, fromIngress bool) error {
 	close(p.queue) // nobody can send now: the egress goroutine drains and exits
 	e.fdb.FlushPort(p.ID, true)
 	e.fdb.SetPortPolicy(p.ID, fdb.PortPolicy{})
-	e.pool.Reserve(-e.reserve())
 	if !fromIngress {
 		<-p.readerDone
 	}
 	<-p.writerDone
+	p.pacers.Wait()
+	e.flushIn(p) // what the ingress goroutine pushed after the pacer stopped
+	e.mu.Lock()
+	e.pool.Reserve(-e.reserve() - p.reserved)
+	p.reserved = 0
+	e.mu.Unlock()
 	e.log.Info("port detached", "port", p.Name)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("detach %s: %w", p.Name, err)

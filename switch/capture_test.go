@@ -250,7 +250,7 @@ func TestCaptureNoAllocs(t *testing.T) {
 			f.SetLen(copy(f.Space(), hdr))
 		}
 		e.caps.tap(pa, fs[:k], Inbound)
-		fw.forward(fs[:k])
+		fw.forward(fs[:k], true)
 		clear(fs)
 		sent += uint64(k)
 		for b.written.Load() < sent {

@@ -14,55 +14,64 @@ import (
 const egressGather = 4 * maxBatch
 
 // egress is the only goroutine that calls p.WriteFrames and the only writer
-// of p's tx counters. It runs until Detach closes the queue.
+// of p's tx counters. It runs until Detach closes the queue. Besides the
+// queue it waits for the "out" impairment's next due frame, if any.
 func (e *Engine) egress(p *Port) {
 	defer close(p.writerDone)
 	out := make([]*frame.Frame, 0, egressGather)
-	rel := releaser{pool: e.pool, free: make([]*frame.Frame, 0, egressGather)}
-	var lastErrLog time.Time
-	for b := range p.queue {
-		oldest := b.rx
-		out = e.take(out[:0], b)
-	gather:
-		for len(out)+maxBatch <= cap(out) {
+	w := egressWriter{e: e, p: p, rel: releaser{pool: e.pool, free: make([]*frame.Frame, 0, egressGather)}}
+	ol := outLine{timer: time.NewTimer(time.Hour)}
+	ol.timer.Stop()
+	for {
+		var b *batch
+		ok := true
+		if ol.armed {
 			select {
-			case b, ok := <-p.queue:
-				if !ok {
+			case b, ok = <-p.queue:
+			case <-ol.timer.C:
+				ol.armed = false
+			}
+		} else {
+			b, ok = <-p.queue
+		}
+		if !ok {
+			break
+		}
+		var taken int64
+		if b != nil {
+			oldest := b.rx
+			out = e.take(out[:0], b)
+		gather:
+			for len(out)+maxBatch <= cap(out) {
+				select {
+				case b, ok := <-p.queue:
+					if !ok {
+						break gather
+					}
+					oldest = min(oldest, b.rx)
+					out = e.take(out, b)
+				default:
 					break gather
 				}
-				oldest = min(oldest, b.rx)
-				out = e.take(out, b)
-			default:
-				break gather
 			}
-		}
-		taken := int64(len(out))
-		if p.detaching.Load() {
-			p.stats.EgressDrops[ports.DropLinkDown].Add(uint64(len(out)))
-		} else {
-			out = e.egressVLAN(p, out, &rel)
+			taken = int64(len(out))
 			p.latency.observe(time.Duration(monotonic() - oldest))
-			n, err := p.p.WriteFrames(out)
-			e.caps.tap(p, out[:max(n, 0)], Outbound)
-			var bytes uint64
-			for _, f := range out[:n] {
-				bytes += uint64(f.Len())
-			}
-			p.stats.TxFrames.Add(uint64(n))
-			p.stats.TxBytes.Add(bytes)
-			if err != nil && !errors.Is(err, net.ErrClosed) {
-				p.stats.Errors.Add(1)
-				if now := time.Now(); now.Sub(lastErrLog) > 10*time.Second {
-					lastErrLog = now
-					e.log.Warn("write failed", "port", p.Name, "err", err)
-				}
-			}
+		}
+		switch line := p.out.Line(); {
+		case p.detaching.Load():
+			p.stats.EgressDrops[ports.DropLinkDown].Add(uint64(len(out)))
+			w.rel.release(out)
+			w.rel.flush()
+			clear(out)
+		case line != nil:
+			e.sendImpaired(p, line, e.egressVLAN(p, out, &w.rel), &ol, &w)
+		default:
+			w.write(e.egressVLAN(p, out, &w.rel))
 		}
 		p.queued.Add(-taken)
-		rel.release(out)
-		rel.flush()
-		clear(out)
+		out = out[:0]
 	}
+	e.flushOut(p, &w.rel)
 }
 
 // take appends b's frames to out and recycles b.
@@ -70,6 +79,38 @@ func (e *Engine) take(out []*frame.Frame, b *batch) []*frame.Frame {
 	out = append(out, b.fs[:b.n]...)
 	e.batches.put(b)
 	return out
+}
+
+// An egressWriter writes frames to its port and counts them.
+type egressWriter struct {
+	e          *Engine
+	p          *Port
+	rel        releaser
+	lastErrLog time.Time
+}
+
+// write hands out to the port, counts what it took, and releases every
+// reference in out.
+func (w *egressWriter) write(out []*frame.Frame) {
+	p := w.p
+	n, err := p.p.WriteFrames(out)
+	w.e.caps.tap(p, out[:max(n, 0)], Outbound)
+	var bytes uint64
+	for _, f := range out[:n] {
+		bytes += uint64(f.Len())
+	}
+	p.stats.TxFrames.Add(uint64(n))
+	p.stats.TxBytes.Add(bytes)
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		p.stats.Errors.Add(1)
+		if now := time.Now(); now.Sub(w.lastErrLog) > 10*time.Second {
+			w.lastErrLog = now
+			w.e.log.Warn("write failed", "port", p.Name, "err", err)
+		}
+	}
+	w.rel.release(out)
+	w.rel.flush()
+	clear(out)
 }
 
 // egressVLAN gives every frame in out the tag p sends it with, dropping

@@ -13,7 +13,6 @@ import (
 // of p's rx counters.
 func (e *Engine) ingress(p *Port) {
 	defer close(p.readerDone)
-	fw := newForwarder(e, p)
 	fs := make([]*frame.Frame, min(max(p.p.BatchSize(), 1), maxBatch))
 	have := 0 // fs[:have] hold frames lent to ReadFrames
 	var err error
@@ -32,7 +31,7 @@ func (e *Engine) ingress(p *Port) {
 		n, err = p.p.ReadFrames(fs[:have])
 		if n > 0 {
 			e.caps.tap(p, fs[:n], Inbound)
-			fw.forward(fs[:n])
+			e.receive(p, fs[:n])
 			copy(fs, fs[n:have])
 			clear(fs[have-n : have])
 			have -= n
@@ -79,8 +78,9 @@ type ingressCounts struct {
 
 // forward classifies, learns, looks up and queues one batch of received
 // frames. It neither blocks nor allocates (except to grow pending when
-// ports are added).
-func (fw *forwarder) forward(fs []*frame.Frame) {
+// ports are added). countRx is false for frames an "in" impairment held:
+// they were counted as received when read.
+func (fw *forwarder) forward(fs []*frame.Frame, countRx bool) {
 	p, e := fw.port, fw.e
 	p.forwarding.Add(1) // odd: holding a table snapshot
 	t := e.table.Load()
@@ -106,8 +106,10 @@ func (fw *forwarder) forward(fs []*frame.Frame) {
 
 	fw.rel.flush()
 	s := p.stats
-	s.RxFrames.Add(uint64(len(fs)))
-	s.RxBytes.Add(c.rxBytes)
+	if countRx {
+		s.RxFrames.Add(uint64(len(fs)))
+		s.RxBytes.Add(c.rxBytes)
+	}
 	s.Forwarded.Add(c.forwarded)
 	if c.flooded > 0 {
 		s.Flooded.Add(c.flooded)

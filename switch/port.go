@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/zswitch/zswitch/impair"
 	"github.com/zswitch/zswitch/ports"
 )
 
@@ -32,6 +34,14 @@ type Port struct {
 	forwarding atomic.Uint64
 
 	latency Latency
+
+	// in and out are the port's link impairments (impairment.go); pacers
+	// tracks in's pacer goroutine, and reserved the pool slots their lines
+	// may hold (guarded by Engine.mu).
+	in       inImpairment
+	out      impair.Direction
+	pacers   sync.WaitGroup
+	reserved int
 
 	detaching  atomic.Bool
 	closing    chan struct{} // closed when detaching starts: wakes an ingress waiting for buffers
