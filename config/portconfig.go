@@ -15,7 +15,8 @@ import (
 // commas separate options: trunk=100+200+300-310.
 var switchingKeys = []string{"vlan", "trunk", "native", "mac-limit", "sticky", "isolated", "storm", "storm-burst"}
 
-// PortConfig returns the engine's config for a parsed Ethernet spec.
+// PortConfig returns the engine's config for a parsed Ethernet spec: its
+// VLANs, port security and link impairments.
 func PortConfig(sp Spec) (engine.PortConfig, error) {
 	var c engine.PortConfig
 	var errs []error
@@ -67,6 +68,9 @@ func PortConfig(sp Spec) (engine.PortConfig, error) {
 	if c.Isolated, err = boolOption(sp, "isolated"); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Impair.In, c.Impair.Out, err = Impairments(sp); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) == 0 {
 		if err := c.Validate(); err != nil {
 			errs = append(errs, err)
@@ -90,6 +94,9 @@ func boolOption(sp Spec, key string) (bool, error) {
 
 // takesKey reports whether kind k accepts option key.
 func (k *kind) takesKey(key string) bool {
+	if _, _, _, ok := impairmentKey(key); ok {
+		return true
+	}
 	return slices.Contains(k.keys, key) || (k.segment == "" && slices.Contains(switchingKeys, key))
 }
 
@@ -99,14 +106,21 @@ func (k *kind) allKeys() []string {
 	if k.segment == "" {
 		keys = append(keys, switchingKeys...)
 	}
-	return keys
+	return append(keys, impairmentKeys()...)
 }
 
 // RuntimeKey reports whether option key of sp's kind may change while
-// the port runs (zswitch ctl set): its VLANs and port security.
+// the port runs (zswitch ctl set): its link impairments and, on Ethernet
+// ports, its VLANs and port security.
 func RuntimeKey(sp Spec, key string) bool {
 	k, ok := kinds[sp.Kind]
-	return ok && k.segment == "" && slices.Contains(switchingKeys, key)
+	if !ok {
+		return false
+	}
+	if _, _, _, imp := impairmentKey(key); imp {
+		return true
+	}
+	return k.segment == "" && slices.Contains(switchingKeys, key)
 }
 
 // RuntimeOptions returns sp's options that may change at run time.
@@ -139,6 +153,9 @@ func WithOptions(sp Spec, changes map[string]string) (Spec, error) {
 		if _, err := PortConfig(out); err != nil {
 			return sp, err
 		}
+	}
+	if _, _, err := Impairments(out); err != nil {
+		return sp, err
 	}
 	return out, nil
 }

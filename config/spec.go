@@ -80,6 +80,9 @@ func ParseSpec(s string) (Spec, error) {
 			return sp, fmt.Errorf("port %q: %w", s, err)
 		}
 	}
+	if _, _, err := Impairments(sp); err != nil {
+		return sp, fmt.Errorf("port %q: %w", s, err)
+	}
 	return sp, nil
 }
 

@@ -198,3 +198,17 @@ func (c Config) corruptFrom() int {
 
 // EffectiveLimit is the most frames a line with this Config holds.
 func (c Config) EffectiveLimit() int { return c.limit() }
+
+// MeanLoss is the long-run share of frames the Config loses: Loss, or the
+// Gilbert–Elliott model's stationary loss p/(p+r)·bad + r/(p+r)·good.
+func (c Config) MeanLoss() float64 {
+	if c.GEP == 0 {
+		return c.Loss
+	}
+	bad, good := c.GEBad, c.GEGood
+	if bad == 0 && good == 0 {
+		bad = 1
+	}
+	inBad := c.GEP / (c.GEP + c.GER)
+	return inBad*bad + (1-inBad)*good
+}

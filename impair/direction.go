@@ -66,6 +66,16 @@ func (d *Direction) Stats() Stats {
 	return Stats{}
 }
 
+// Link is both directions of a port's link: In impairs the frames the
+// port receives from its peer, Out those sent to it.
+type Link struct {
+	In  Config `json:"in"`
+	Out Config `json:"out"`
+}
+
+// IsZero reports whether l impairs nothing.
+func (l Link) IsZero() bool { return l.In.IsZero() && l.Out.IsZero() }
+
 // ForLink returns c as the line of one direction of a named link runs it:
 // the seed mixed with the link's name and the direction, so links given
 // the same seed still draw different streams, while a run with the same

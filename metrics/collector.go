@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zswitch/zswitch/impair"
 	"github.com/zswitch/zswitch/medium"
 	"github.com/zswitch/zswitch/ports"
 	engine "github.com/zswitch/zswitch/switch"
@@ -51,6 +52,8 @@ type collector struct {
 	latency                              *prometheus.Desc
 	macMoves, duplicated, macs           *prometheus.Desc
 	portConfig                           *prometheus.Desc
+	impairFrames, impairHeld, impairInfo *prometheus.Desc
+	impairDelay, impairLoss, impairRate  *prometheus.Desc
 
 	fdbEntries, fdbStatic, fdbMax            *prometheus.Desc
 	fdbLearned, fdbMoved, fdbAged, fdbRefuse *prometheus.Desc
@@ -93,6 +96,12 @@ func NewCollector(e *engine.Engine, media map[string]*medium.Medium, info BuildI
 		duplicated:   port("duplicated_frames_total", "Extra frame copies made by the port's link impairment, by direction.", "direction"),
 		macs:         port("macs", "MACs learned on the port (dynamic and sticky)."),
 		portConfig:   port("config_info", "Always 1; the labels give the port's VLAN mode (access or trunk), PVID and security flags.", "vlan_mode", "pvid", "isolated", "mac_limit"),
+		impairFrames: port("impairment_frames_total", "Frames through the port's link impairment, by direction (in: from the peer, out: to it) and event: pushed (entered), lost, overflowed (over its queue limit), duplicated (extra copies), corrupted, reordered.", "direction", "event"),
+		impairHeld:   port("impairment_held_frames", "Frames the port's link impairment holds now: delayed or waiting for its rate.", "direction"),
+		impairInfo:   port("impairment_info", "Always 1 for each impaired direction; config is the impairment in spec keys (delay=50ms jitter=5ms loss=0.01 …).", "direction", "config"),
+		impairDelay:  port("impairment_delay_seconds", "The configured delay of the port's link impairment (jitter aside).", "direction"),
+		impairLoss:   port("impairment_loss_ratio", "The configured long-run loss of the port's link impairment (loss=, or ge-p/(ge-p+ge-r) with full loss in the bad state).", "direction"),
+		impairRate:   port("impairment_rate_bits_per_second", "The configured rate limit of the port's link impairment; 0 is none.", "direction"),
 
 		fdbEntries:  sw("fdb_entries", "Entries in the MAC table, static ones included."),
 		fdbStatic:   sw("fdb_static_entries", "Static entries in the MAC table."),
@@ -119,6 +128,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.rxFrames, c.rxBytes, c.txFrames, c.txBytes, c.drops, c.errors, c.linkUp,
 		c.connects, c.disconnects, c.queue, c.highWater, c.flooded, c.learnRefused, c.latency,
 		c.macMoves, c.duplicated, c.macs, c.portConfig,
+		c.impairFrames, c.impairHeld, c.impairInfo, c.impairDelay, c.impairLoss, c.impairRate,
 		c.fdbEntries, c.fdbStatic, c.fdbMax, c.fdbLearned, c.fdbMoved, c.fdbAged, c.fdbRefuse,
 		c.fdbFlapping, c.fdbSecurity,
 		c.poolSlots, c.poolFree, c.poolMax, c.buildInfo,
@@ -133,6 +143,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		c.collectPort(ch, p.Stats(), depth, hw, p.Name, p.Kind, SegmentEthernet)
 		c.collectLatency(ch, p.Latency(), p.Name, p.Kind, SegmentEthernet)
 		c.collectPortConfig(ch, p)
+		in, out := p.Impairment()
+		st := p.ImpairmentStats()
+		c.collectImpairment(ch, "in", in, st.In, p.Name, p.Kind, SegmentEthernet)
+		c.collectImpairment(ch, "out", out, st.Out, p.Name, p.Kind, SegmentEthernet)
 	}
 	for name, m := range c.media {
 		seg := SegmentWPAN + "/" + name
@@ -146,6 +160,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			depth, hw := n.Queue()
 			c.collectPort(ch, n.Stats(), depth, hw, n.Name, kind, seg)
+			in, out := n.Impairment()
+			st := n.ImpairmentStats()
+			c.collectImpairment(ch, "in", in, st.In, n.Name, kind, seg)
+			c.collectImpairment(ch, "out", out, st.Out, n.Name, kind, seg)
 		}
 	}
 
@@ -211,6 +229,31 @@ func (c *collector) collectPortConfig(ch chan<- prometheus.Metric, p *engine.Por
 	}
 	gauge(ch, c.portConfig, 1, p.Name, p.Kind, SegmentEthernet,
 		mode, strconv.Itoa(int(pc.PVID())), strconv.FormatBool(pc.Isolated), strconv.Itoa(pc.MACLimit))
+}
+
+// collectImpairment emits one direction's impairment series, if that
+// direction is or was ever impaired: unimpaired ports add no series.
+func (c *collector) collectImpairment(ch chan<- prometheus.Metric, dir string, cfg impair.Config, st impair.Stats, name, kind, seg string) {
+	if cfg.IsZero() && st == (impair.Stats{}) {
+		return
+	}
+	for _, e := range []struct {
+		event string
+		v     uint64
+	}{
+		{"pushed", st.In}, {"lost", st.Lost}, {"overflowed", st.Overflowed}, {"duplicated", st.Duplicated},
+		{"corrupted", st.Corrupted}, {"reordered", st.Reordered},
+	} {
+		counter(ch, c.impairFrames, e.v, name, kind, seg, dir, e.event)
+	}
+	gauge(ch, c.impairHeld, float64(st.Held), name, kind, seg, dir)
+	if cfg.IsZero() {
+		return
+	}
+	gauge(ch, c.impairInfo, 1, name, kind, seg, dir, cfg.String())
+	gauge(ch, c.impairDelay, cfg.Delay.Seconds(), name, kind, seg, dir)
+	gauge(ch, c.impairLoss, cfg.MeanLoss(), name, kind, seg, dir)
+	gauge(ch, c.impairRate, float64(cfg.Rate), name, kind, seg, dir)
 }
 
 // collectLatency emits the engine's log2 latency histogram as a

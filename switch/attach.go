@@ -55,6 +55,10 @@ func (e *Engine) AttachWith(name, kind string, p ports.Port, c PortConfig) (*Por
 	}
 	ap.policy.Store(pol)
 	ap.in.init(newForwarder(e, ap))
+	if err := e.impairLocked(ap, c.Impair); err != nil { // validated: cannot fail
+		p.Close()
+		return nil, fmt.Errorf("attach %s: %w", name, err)
+	}
 	e.fdb.SetPortPolicy(id, c.fdbPolicy())
 	// Reserve enough slots that this port's queue, its read-ahead and a
 	// batch in flight can be full at once without starving anyone: a stuck

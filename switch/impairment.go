@@ -79,13 +79,19 @@ func (e *Engine) SetImpairment(name string, in, out impair.Config) error {
 	if !ok {
 		return fmt.Errorf("impairment of %s: no such port", name)
 	}
-	if err := p.in.Configure(in, in.ForLink(name, "in")); err != nil {
-		return fmt.Errorf("impairment of %s, in: %w", name, err)
+	return e.impairLocked(p, impair.Link{In: in, Out: out})
+}
+
+// impairLocked applies validated impairments to p, attached, with e.mu
+// held.
+func (e *Engine) impairLocked(p *Port, l impair.Link) error {
+	if err := p.in.Configure(l.In, l.In.ForLink(p.Name, "in")); err != nil {
+		return fmt.Errorf("impairment of %s, in: %w", p.Name, err)
 	}
-	if err := p.out.Configure(out, out.ForLink(name, "out")); err != nil {
-		return fmt.Errorf("impairment of %s, out: %w", name, err)
+	if err := p.out.Configure(l.Out, l.Out.ForLink(p.Name, "out")); err != nil {
+		return fmt.Errorf("impairment of %s, out: %w", p.Name, err)
 	}
-	res := in.Reservation() + out.Reservation()
+	res := l.In.Reservation() + l.Out.Reservation()
 	e.pool.Reserve(res - p.reserved)
 	p.reserved = res
 	e.startPacer(p)

@@ -60,7 +60,10 @@ func sendSeq(t *testing.T, a, b *memPort, pa, pb *Port, n int) []uint32 {
 			a.inject(seqFrame(mac(2), mac(1), uint32(sent+i)))
 		}
 		sent += k
-		waitFor(t, func() bool { return settled()-base == uint64(sent) }, "frames settled")
+		waitFor(t, func() bool {
+			depth, _ := pb.Queue() // counted as sent before it leaves the queue
+			return settled()-base == uint64(sent) && depth == 0
+		}, "frames settled")
 	}
 	for len(b.out) > 0 {
 		f := <-b.out
@@ -92,7 +95,7 @@ func TestImpairmentLossByCounting(t *testing.T) {
 			}
 			counted := pa.Stats().IngressDrops[ports.DropLinkLoss].Load() + pb.Stats().EgressDrops[ports.DropLinkLoss].Load()
 			if counted != uint64(lost) {
-				t.Errorf("%d frames missing, %d counted as link_loss", lost, counted)
+				t.Errorf("%d frames missing, %d counted as link_loss; drops in %v, out %v", lost, counted, dropMap(&pa.Stats().IngressDrops), dropMap(&pb.Stats().EgressDrops))
 			}
 			is := pa.ImpairmentStats().In
 			if dir == "out" {
@@ -253,4 +256,14 @@ func sumDrops(d *[ports.NumDropReasons]atomic.Uint64) uint64 {
 		n += d[i].Load()
 	}
 	return n
+}
+
+func dropMap(d *[ports.NumDropReasons]atomic.Uint64) map[string]uint64 {
+	m := map[string]uint64{}
+	for r := range d {
+		if n := d[r].Load(); n > 0 {
+			m[ports.DropReason(r).String()] = n
+		}
+	}
+	return m
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zswitch/zswitch/fdb"
+	"github.com/zswitch/zswitch/impair"
 )
 
 // PortConfig is a port's switching policy: its VLANs and its port
@@ -36,6 +37,10 @@ type PortConfig struct {
 	// at least one read batch); the excess is dropped (storm). 0: off.
 	StormPPS   int `json:"storm_pps,omitempty"`
 	StormBurst int `json:"storm_burst,omitempty"`
+
+	// Impair is the port's link impairments (impairment.go); not part of
+	// the datapath policy, but applied with it.
+	Impair impair.Link `json:"impair,omitzero"`
 }
 
 // policy is a PortConfig compiled for the datapath. Ports hold it behind
@@ -77,6 +82,12 @@ func (c PortConfig) Validate() error {
 	}
 	if c.StormBurst > 0 && c.StormPPS == 0 {
 		errs = append(errs, errors.New("storm_burst: set without storm_pps"))
+	}
+	if err := c.Impair.In.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("impairment in: %w", err))
+	}
+	if err := c.Impair.Out.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("impairment out: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -127,8 +138,12 @@ func (c PortConfig) fdbPolicy() fdb.PortPolicy {
 	return fdb.PortPolicy{Limit: c.MACLimit, Sticky: c.Sticky}
 }
 
-// Config returns the port's switching policy.
-func (p *Port) Config() PortConfig { return p.policy.Load().cfg }
+// Config returns the port's switching policy and impairments.
+func (p *Port) Config() PortConfig {
+	c := p.policy.Load().cfg
+	c.Impair.In, c.Impair.Out = p.Impairment()
+	return c
+}
 
 // SetPortConfig changes a port's VLANs and security while it forwards.
 // Frames already queued to it leave under the new VLAN rules; MACs it
@@ -143,6 +158,9 @@ func (e *Engine) SetPortConfig(name string, c PortConfig) error {
 	p, ok := e.byName[name]
 	if !ok {
 		return fmt.Errorf("port %s: no such port", name)
+	}
+	if err := e.impairLocked(p, c.Impair); err != nil {
+		return err
 	}
 	p.policy.Store(pol)
 	e.fdb.SetPortPolicy(p.ID, c.fdbPolicy())
@@ -179,6 +197,12 @@ func (c PortConfig) String() string {
 	}
 	if c.StormPPS > 0 {
 		s += fmt.Sprintf(", storm %d/s", c.StormPPS)
+	}
+	if !c.Impair.In.IsZero() {
+		s += ", in: " + c.Impair.In.String()
+	}
+	if !c.Impair.Out.IsZero() {
+		s += ", out: " + c.Impair.Out.String()
 	}
 	return s
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/zswitch/zswitch/config"
 	"github.com/zswitch/zswitch/control"
 	"github.com/zswitch/zswitch/fdb"
+	"github.com/zswitch/zswitch/impair"
 	"github.com/zswitch/zswitch/medium"
 	"github.com/zswitch/zswitch/ports"
 	engine "github.com/zswitch/zswitch/switch"
@@ -136,6 +137,14 @@ func (c *controlSwitch) Ports() []control.PortInfo {
 			}
 			fillCounters(&pi, n.Stats())
 			pi.QueueDepth, pi.QueueHigh = n.Queue()
+			if in, out := n.Impairment(); !in.IsZero() || !out.IsZero() {
+				pi.Config = impairmentSummary(in, out)
+			}
+			if sp, ok := c.liveSpecLocked(n.Name); ok {
+				if o := config.RuntimeOptions(sp); len(o) > 0 {
+					pi.Options = o
+				}
+			}
 			out = append(out, pi)
 		}
 	}
@@ -178,8 +187,9 @@ func (c *controlSwitch) liveSpecLocked(name string) (config.Spec, bool) {
 func (c *controlSwitch) SetOptions(name string, opts map[string]string) (control.PortInfo, error) {
 	c.mu.Lock()
 	_, ok := c.e.Port(name)
+	m, onMedium := c.ms.node(name)
 	sp, known := c.liveSpecLocked(name)
-	if !ok || !known {
+	if !(ok || onMedium) || !known {
 		c.mu.Unlock()
 		if _, isListener := c.specs[name]; isListener {
 			return control.PortInfo{}, control.Invalid("%s is a listener; set options on one of its connections (%s/1, …)", name, name)
@@ -187,7 +197,14 @@ func (c *controlSwitch) SetOptions(name string, opts map[string]string) (control
 		return control.PortInfo{}, noPort(name)
 	}
 	next, err := config.WithOptions(sp, opts)
-	if err == nil {
+	switch {
+	case err != nil:
+	case onMedium:
+		var in, out impair.Config
+		if in, out, err = config.Impairments(next); err == nil {
+			err = m.SetImpairment(name, in, out)
+		}
+	default:
 		var pc engine.PortConfig
 		if pc, err = config.PortConfig(next); err == nil {
 			err = c.e.SetPortConfig(name, pc)
@@ -676,4 +693,17 @@ func (s *captureStream) Close() error {
 	st := s.c.Stats()
 	s.log.Info("capture stopped", "id", s.c.ID, "port", s.c.Selection(), "frames", st.Frames, "drops", st.Drops)
 	return s.c.Close()
+}
+
+// impairmentSummary is a wpan node's impairments as ctl shows them, in
+// the words of an Ethernet port's config summary.
+func impairmentSummary(in, out impair.Config) string {
+	var parts []string
+	if !in.IsZero() {
+		parts = append(parts, "in: "+in.String())
+	}
+	if !out.IsZero() {
+		parts = append(parts, "out: "+out.String())
+	}
+	return strings.Join(parts, ", ")
 }

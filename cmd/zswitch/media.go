@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/zswitch/zswitch/config"
+	"github.com/zswitch/zswitch/impair"
 	"github.com/zswitch/zswitch/medium"
 )
 
@@ -66,11 +67,27 @@ func newMedia(cfg *config.Config, log *slog.Logger) (media, error) {
 // attach adds an opened wpan spec to its medium.
 func (ms media) attach(sp config.Spec, o config.Opened) error {
 	m := ms[config.MediumName(sp)]
-	if o.Listener != nil {
-		return m.AttachListener(sp.Name, o.Listener)
+	in, out, err := config.Impairments(sp)
+	if err != nil {
+		o.Close()
+		return err
 	}
-	_, err := m.Attach(sp.Name, o.Port)
+	imp := impair.Link{In: in, Out: out}
+	if o.Listener != nil {
+		return m.AttachListenerWith(sp.Name, o.Listener, imp)
+	}
+	_, err = m.AttachWith(sp.Name, o.Port, imp)
 	return err
+}
+
+// node finds a wpan node by name on any medium.
+func (ms media) node(name string) (*runMedium, bool) {
+	for _, m := range ms {
+		if _, ok := m.Node(name); ok {
+			return m, true
+		}
+	}
+	return nil, false
 }
 
 func (ms media) Close() error {
