@@ -93,7 +93,8 @@ func (c *controlSwitch) Ports() []control.PortInfo {
 	defer c.mu.Unlock()
 	var out []control.PortInfo
 	for name := range c.live { // ports that left keep no options
-		if _, ok := c.e.Port(name); !ok {
+		_, onEngine := c.e.Port(name)
+		if _, onMedium := c.ms.node(name); !onEngine && !onMedium {
 			delete(c.live, name)
 		}
 	}

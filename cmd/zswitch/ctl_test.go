@@ -367,6 +367,14 @@ func TestControlWPAN(t *testing.T) {
 		if err := c.AddStatic("52:54:00:00:00:01", 0, "w/1"); control.StatusOf(err) != 400 || !strings.Contains(err.Error(), "no MAC table") {
 			t.Fatalf("static on a wpan node: %v", err)
 		}
+		// Impairments change at run time on a wpan node; VLANs are not its.
+		if p, err := c.SetOptions("w/1", map[string]string{"loss": "10%", "out.delay": "20ms"}); err != nil ||
+			p.Config != "in: loss=10%, out: delay=20ms loss=10%" || p.Options["out.delay"] != "20ms" {
+			t.Fatalf("impair w/1: %+v %v", p, err)
+		}
+		if _, err := c.SetOptions("w/1", map[string]string{"vlan": "100"}); control.StatusOf(err) != 400 {
+			t.Fatalf("vlan on a wpan node: %v", err)
+		}
 		names, err := c.RemovePort("w")
 		if err != nil || strings.Join(names, ",") != "w,w/1" {
 			t.Fatalf("rm w: %v %v", names, err)
