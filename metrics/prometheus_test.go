@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zswitch/zswitch/impair"
 )
 
 // TestMetricsPrometheus scrapes a switch carrying traffic with a real
@@ -31,6 +33,10 @@ func TestMetricsPrometheus(t *testing.T) {
 	exprs, vars := dashboardQueries(t, "grafana/zswitch.json")
 
 	l := newLab(t)
+	// The impairment panels need an impaired port.
+	if err := l.e.SetImpairment("b", impair.Config{}, impair.Config{Delay: time.Millisecond, Loss: 0.01}); err != nil {
+		t.Fatal(err)
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { l.trafficLoop(stop) })
