@@ -11,6 +11,7 @@ import (
 
 	"github.com/zswitch/zswitch/fdb"
 	"github.com/zswitch/zswitch/frame"
+	"github.com/zswitch/zswitch/impair"
 	"github.com/zswitch/zswitch/ports"
 )
 
@@ -89,14 +90,21 @@ func BenchmarkForward(b *testing.B) {
 	for _, nports := range []int{2, 16} {
 		for _, size := range []int{64, 1514} {
 			b.Run(fmt.Sprintf("ports=%d/size=%d", nports, size), func(b *testing.B) {
-				benchForward(b, nports, size, false)
+				benchForward(b, nports, size, false, impair.Link{})
 			})
 		}
 	}
-	b.Run("ports=16/size=64/flood", func(b *testing.B) { benchForward(b, 16, 64, true) })
+	b.Run("ports=16/size=64/flood", func(b *testing.B) { benchForward(b, 16, 64, true, impair.Link{}) })
+	// Every frame through an impairment line in both directions, one that
+	// neither delays nor loses (a rate limit far above the traffic): the
+	// cost of the lines themselves.
+	unlimited := impair.Config{Rate: impair.MaxRate}
+	b.Run("ports=2/size=64/impaired", func(b *testing.B) {
+		benchForward(b, 2, 64, false, impair.Link{In: unlimited, Out: unlimited})
+	})
 }
 
-func benchForward(b *testing.B, nports, size int, flood bool) {
+func benchForward(b *testing.B, nports, size int, flood bool, imp impair.Link) {
 	mac := func(i int) fdb.MAC { return fdb.MAC{0x02, 0, 0, 0, 0, byte(i + 1)} }
 	cfg := Config{FDB: fdb.Config{AgingTime: -1}}
 	for i := range nports {
@@ -126,7 +134,7 @@ func benchForward(b *testing.B, nports, size int, flood bool) {
 		copy(p.hdr[6:12], src[:])
 		p.hdr[12], p.hdr[13] = 0x88, 0xb5
 		ps[i] = p
-		if _, err := e.Attach(fmt.Sprint(i), "bench", p); err != nil {
+		if _, err := e.AttachWith(fmt.Sprint(i), "bench", p, PortConfig{Impair: imp}); err != nil {
 			b.Fatal(err)
 		}
 	}
