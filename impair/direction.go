@@ -73,6 +73,12 @@ type Link struct {
 	Out Config `json:"out"`
 }
 
+// LinkStats are both directions' counters; zero for a direction never
+// impaired.
+type LinkStats struct {
+	In, Out Stats
+}
+
 // IsZero reports whether l impairs nothing.
 func (l Link) IsZero() bool { return l.In.IsZero() && l.Out.IsZero() }
 

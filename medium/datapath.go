@@ -63,6 +63,12 @@ func (r *releaser) release1(f *frame.Frame) {
 	}
 }
 
+// releaseNow releases fs's references and flushes.
+func (r *releaser) releaseNow(fs []*frame.Frame) {
+	r.release(fs)
+	r.flush()
+}
+
 func (r *releaser) flush() {
 	r.pool.Put(r.free)
 	clear(r.free)
@@ -124,7 +130,7 @@ func (m *Medium) receive(n *Node, fs []*frame.Frame) {
 }
 
 // A forwarder is a node's scratch space for forwarding, used by one
-// goroutine at a time (under the node's in.mu).
+// goroutine at a time (under the node's "in" lock).
 type forwarder struct {
 	m    *Medium
 	node *Node
@@ -311,7 +317,6 @@ func (m *Medium) egress(n *Node) {
 		rel.release(b.fs[:b.n])
 	}
 	rel.flush()
-	m.flushOut(n, &rel)
 }
 
 // write hands out to the node's port and counts what it took.

@@ -2,13 +2,9 @@ package medium
 
 import (
 	"fmt"
-	"math"
-	"sync/atomic"
-	"time"
 
 	"github.com/zswitch/zswitch/frame"
 	"github.com/zswitch/zswitch/impair"
-	"github.com/zswitch/zswitch/ports"
 )
 
 // Link impairments
@@ -24,42 +20,19 @@ import (
 // line, the line's due frames are written, and the goroutine's timer waits
 // for whichever is due first.
 //
-// "in" cannot run in the ingress goroutine alone: it blocks in
-// ReadFrames, so a delayed frame would wait for the node's next
-// transmission. A pacer goroutine releases delayed frames at their due
-// time and forwards them; SetImpairment starts it, and it stops once the
-// line is idle (no impairment, nothing held) or the node leaves. Folding
-// the in-delay into every receiver's due time instead would need no
-// goroutine, but the rate limit and queue limit need the frames held in
-// one place, and every receiver's queue would have to hold the sender's
-// delay. The ingress goroutine and the pacer take turns under
-// impairment.mu, which also guards the node's forwarder, so a node still
-// forwards one batch at a time (detach's forwarding counter stays
-// correct). Frames due at once (loss-only impairments, reordered frames)
-// go out from the ingress goroutine without waking the pacer.
+// "in" runs in the ingress goroutine, with a pacer goroutine for delayed
+// frames (impair.Inbound), once before the fan-out. Folding the in-delay
+// into every receiver's due time instead would need no goroutine, but the
+// rate limit and queue limit need the frames held in one place. The
+// ingress goroutine and the pacer forward through the node's forwarder
+// under the direction's lock, so a node still forwards one batch at a
+// time (detach's forwarding counter stays correct).
 //
 // Counting keeps the identities of ports.Stats: a frame an impairment
 // loses counts as link_loss, one over its queue limit as rate_limit, in
 // IngressDrops for "in" and EgressDrops for "out"; the extra copies of
 // duplicate= count in RxDuplicated and TxDuplicated. Frames a line holds
 // when the node leaves count as link_down.
-
-// inImpairment is the "in" direction, with what the pacer needs.
-type inImpairment struct {
-	impair.Direction
-	fw     *forwarder     // the node's forwarding scratch, for the ingress goroutine and the pacer
-	due    []*frame.Frame // Line.Due's scratch, capacity maxBatch
-	pacing bool           // a pacer goroutine runs
-	wake   int64          // when the pacer looks next (math.MaxInt64: when kicked)
-	kick   chan struct{}  // capacity 1, never closed: wakes the pacer for an earlier due time
-}
-
-func (in *inImpairment) init(fw *forwarder) {
-	in.fw = fw
-	in.due = make([]*frame.Frame, 0, maxBatch)
-	in.wake = math.MaxInt64
-	in.kick = make(chan struct{}, 1)
-}
 
 // lineConfig is what the line of a node's direction runs: the seed made
 // the link's own, and corruption may flip any byte (no Ethernet header)
@@ -78,11 +51,9 @@ func lineConfig(cfg impair.Config, node, dir string) impair.Config {
 // one. Frames already held keep their due times. CorruptFrom 0 means
 // impair.NoHeader here: 802.15.4 frames have no Ethernet header.
 func (m *Medium) SetImpairment(node string, in, out impair.Config) error {
-	if err := in.Validate(); err != nil {
-		return fmt.Errorf("impairment of %s, in: %w", node, err)
-	}
-	if err := out.Validate(); err != nil {
-		return fmt.Errorf("impairment of %s, out: %w", node, err)
+	l := impair.Link{In: in, Out: out}
+	if err := validateLink(node, l); err != nil {
+		return err
 	}
 	// m.mu keeps the node attached throughout, so the pacer started here
 	// is one detach waits for.
@@ -92,13 +63,28 @@ func (m *Medium) SetImpairment(node string, in, out impair.Config) error {
 	if !ok {
 		return fmt.Errorf("impairment of %s: %w", node, ErrNoNode)
 	}
-	if err := n.in.Configure(in, lineConfig(in, node, "in")); err != nil {
+	return m.impairLocked(n, l)
+}
+
+func validateLink(node string, l impair.Link) error {
+	if err := l.In.Validate(); err != nil {
 		return fmt.Errorf("impairment of %s, in: %w", node, err)
 	}
-	if err := n.out.Configure(out, lineConfig(out, node, "out")); err != nil {
+	if err := l.Out.Validate(); err != nil {
 		return fmt.Errorf("impairment of %s, out: %w", node, err)
 	}
-	res := in.Reservation() + out.Reservation()
+	return nil
+}
+
+// impairLocked applies validated impairments to n with m.mu held.
+func (m *Medium) impairLocked(n *Node, l impair.Link) error {
+	if err := n.in.Configure(l.In, lineConfig(l.In, n.Name, "in")); err != nil {
+		return fmt.Errorf("impairment of %s, in: %w", n.Name, err)
+	}
+	if err := n.out.Configure(l.Out, lineConfig(l.Out, n.Name, "out")); err != nil {
+		return fmt.Errorf("impairment of %s, out: %w", n.Name, err)
+	}
+	res := l.In.Reservation() + l.Out.Reservation()
 	m.pool.Reserve(res - n.reserved)
 	n.reserved = res
 	m.startPacer(n)
@@ -118,45 +104,16 @@ func (m *Medium) Impairment(node string) (in, out impair.Config, err error) {
 // Impairment returns the node's impairments as set.
 func (n *Node) Impairment() (in, out impair.Config) { return n.in.Config(), n.out.Config() }
 
-// ImpairmentStats are a node's impairment counters per direction; zero for
-// a direction never impaired.
-type ImpairmentStats struct {
-	In, Out impair.Stats
-}
-
 // ImpairmentStats returns the node's impairment counters. It is safe to
 // call at any time.
-func (n *Node) ImpairmentStats() ImpairmentStats {
-	return ImpairmentStats{In: n.in.Stats(), Out: n.out.Stats()}
+func (n *Node) ImpairmentStats() impair.LinkStats {
+	return impair.LinkStats{In: n.in.Stats(), Out: n.out.Stats()}
 }
 
-// startPacer starts the node's pacer unless it runs or has nothing to do,
-// and otherwise kicks it to look at a changed config. The caller holds
-// m.mu with n attached.
+// startPacer starts or kicks the node's pacer. The caller holds m.mu with
+// n attached, so detach waits for the pacer.
 func (m *Medium) startPacer(n *Node) {
-	in := &n.in
-	in.Lock()
-	defer in.Unlock()
-	line := in.Line()
-	switch {
-	case in.pacing:
-		select {
-		case in.kick <- struct{}{}:
-		default:
-		}
-	case line != nil && !line.Idle():
-		in.pacing = true
-		n.pacers.Go(func() { m.pace(n) })
-	}
-}
-
-// admit pushes a batch into a line and hands the references it dropped
-// to rel.
-func admit(line *impair.Line, fs []*frame.Frame, now int64, rel *releaser) impair.BatchVerdicts {
-	v, dropped := line.PushBatch(fs, now)
-	rel.release(dropped)
-	clear(dropped)
-	return v
+	n.in.StartPacer(n.pacers.Go, m.now, n.closing)
 }
 
 // transmit forwards a batch the node sent, through its "in" line if it has
@@ -167,95 +124,17 @@ func (m *Medium) transmit(n *Node, fs []*frame.Frame) {
 	defer in.Unlock()
 	line := in.Line()
 	if line == nil || line.Idle() {
-		in.fw.forward(fs)
+		n.fw.forward(fs)
 		return
 	}
-	now := m.now()
-	v := admit(line, fs, now, &in.fw.rel)
-	in.fw.rel.flush()
-	s := n.stats
-	s.IngressDrops[ports.DropLinkLoss].Add(v.Lost)
-	s.IngressDrops[ports.DropRateLimit].Add(v.Overflowed)
-	s.RxDuplicated.Add(v.Duplicated)
-	in.forwardDueLocked(line, now)
-	if next, ok := line.Next(); ok && next < in.wake {
-		in.wake = next
-		select {
-		case in.kick <- struct{}{}:
-		default:
-		}
-	}
+	in.Receive(line, fs, m.now(), n.stats, n.fw.rel.releaseNow)
 }
 
-// forwardDueLocked forwards the line's frames due at now, a batch at a time.
-func (in *inImpairment) forwardDueLocked(line *impair.Line, now int64) {
-	for {
-		in.due = line.Due(now, in.due[:0])
-		if len(in.due) > 0 {
-			in.fw.forward(in.due)
-			clear(in.due)
-		}
-		if len(in.due) < cap(in.due) {
-			return
-		}
-	}
-}
-
-// pace forwards the "in" line's delayed frames at their due times. It
-// returns when the line is idle or the node detaches (detach flushes what
-// the line still holds).
-func (m *Medium) pace(n *Node) {
-	in := &n.in
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		in.Lock()
-		line := in.Line()
-		now := m.now()
-		in.forwardDueLocked(line, now)
-		next, held := line.Next()
-		if line.Idle() {
-			in.pacing = false
-			in.wake = math.MaxInt64
-			in.Unlock()
-			return
-		}
-		in.wake = math.MaxInt64
-		if held {
-			in.wake = next
-			timer.Reset(time.Duration(max(next-now, 0)))
-		} else {
-			timer.Stop()
-		}
-		in.Unlock()
-		select {
-		case <-timer.C:
-		case <-in.kick:
-		case <-n.closing:
-			return
-		}
-	}
-}
-
-// flushIn drops what the "in" line holds when the node leaves.
-func (m *Medium) flushIn(n *Node) {
-	in := &n.in
-	in.Lock()
-	defer in.Unlock()
-	if line := in.Line(); line != nil {
-		m.flushLine(line, &n.stats.IngressDrops, &in.fw.rel)
-	}
-}
-
-// flushLine counts everything a line holds as link_down and releases it.
-func (m *Medium) flushLine(line *impair.Line, drops *[ports.NumDropReasons]atomic.Uint64, rel *releaser) {
-	if line.Len() == 0 {
-		return
-	}
-	held := line.Flush(nil)
-	drops[ports.DropLinkDown].Add(uint64(len(held)))
-	rel.release(held)
-	rel.flush()
+// flushLines drops what the node's lines hold when it leaves, once its
+// goroutines are gone.
+func (m *Medium) flushLines(n *Node) {
+	n.in.Flush(&n.stats.IngressDrops, n.fw.rel.releaseNow)
+	n.out.Flush(&n.stats.EgressDrops, n.fw.rel.releaseNow)
 }
 
 // passOut sends the frames that reached the node through its "out" line
@@ -272,22 +151,8 @@ func (m *Medium) passOut(n *Node, out []*frame.Frame, now int64, rel *releaser) 
 	if line.Idle() {
 		return out, 0, false
 	}
-	v := admit(line, out, now, rel)
-	s := n.stats
-	s.EgressDrops[ports.DropLinkLoss].Add(v.Lost)
-	s.EgressDrops[ports.DropRateLimit].Add(v.Overflowed)
-	s.TxDuplicated.Add(v.Duplicated)
+	impair.PushOut(line, out, now, n.stats, rel.release)
 	out = line.Due(now, out[:0])
 	next, held = line.Next()
 	return out, next, held
-}
-
-// flushOut drops what the "out" line holds when the node leaves.
-func (m *Medium) flushOut(n *Node, rel *releaser) {
-	o := &n.out
-	o.Lock()
-	defer o.Unlock()
-	if line := o.Line(); line != nil {
-		m.flushLine(line, &n.stats.EgressDrops, rel)
-	}
 }

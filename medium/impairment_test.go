@@ -122,7 +122,7 @@ func TestInDelayDuplicate(t *testing.T) {
 	waitFor(t, "pacer stopped", func() bool {
 		na.in.Lock()
 		defer na.in.Unlock()
-		return !na.in.pacing
+		return !na.in.Pacing()
 	})
 	a.inject(psdu(frames, 20))
 	waitFor(t, "undelayed frame", func() bool { return b.n.Load() == frames+dups()+1 })

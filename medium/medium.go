@@ -180,7 +180,8 @@ type Node struct {
 	// in and out are the node's link impairments (SetImpairment); pacers
 	// tracks in's pacer goroutine, and reserved the pool slots their lines
 	// may pin (guarded by Medium.mu).
-	in       inImpairment
+	in       impair.Inbound
+	fw       *forwarder // the ingress goroutine's and the in-pacer's, under in's lock
 	out      impair.Direction
 	pacers   sync.WaitGroup
 	reserved int
@@ -214,6 +215,16 @@ func (m *Medium) reserve() int { return m.cfg.QueueLen + 2*maxBatch }
 // Attach adds a port as a node under a unique name and starts carrying
 // its frames. The medium owns p from now on and closes it on Detach.
 func (m *Medium) Attach(name string, p ports.Port) (*Node, error) {
+	return m.AttachWith(name, p, impair.Link{})
+}
+
+// AttachWith is Attach with link impairments from the first frame on
+// (see SetImpairment).
+func (m *Medium) AttachWith(name string, p ports.Port, imp impair.Link) (*Node, error) {
+	if err := validateLink(name, imp); err != nil {
+		p.Close()
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -232,8 +243,14 @@ func (m *Medium) Attach(name string, p ports.Port) (*Node, error) {
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
-	n.in.init(&forwarder{m: m, node: n, rel: releaser{pool: m.pool, free: make([]*frame.Frame, 0, maxBatch)}})
+	n.fw = &forwarder{m: m, node: n, rel: releaser{pool: m.pool, free: make([]*frame.Frame, 0, maxBatch)}}
+	n.in.Init(maxBatch, n.fw.forward)
 	m.pool.Reserve(m.reserve())
+	if err := m.impairLocked(n, imp); err != nil { // validated: cannot fail
+		m.pool.Reserve(-m.reserve())
+		p.Close()
+		return nil, err
+	}
 	m.byName[name] = n
 	m.publishLocked(append(slices.Clone(m.table.Load().nodes), n))
 	m.wg.Go(func() { m.ingress(n) })
@@ -264,6 +281,16 @@ func (m *Medium) publishLocked(nodes []*Node) {
 // NAME/1, NAME/2, … that leaves when its connection ends. The medium owns
 // l and closes it on Close.
 func (m *Medium) AttachListener(name string, l ports.Listener) error {
+	return m.AttachListenerWith(name, l, impair.Link{})
+}
+
+// AttachListenerWith is AttachListener with link impairments for every
+// node it accepts.
+func (m *Medium) AttachListenerWith(name string, l ports.Listener, imp impair.Link) error {
+	if err := validateLink(name, imp); err != nil {
+		l.Close()
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -275,12 +302,12 @@ func (m *Medium) AttachListener(name string, l ports.Listener) error {
 		return fmt.Errorf("listen %s: a listener with this name exists", name)
 	}
 	m.listeners[name] = l
-	m.wg.Go(func() { m.acceptLoop(name, l) })
+	m.wg.Go(func() { m.acceptLoop(name, l, imp) })
 	m.log.Info("listening", "node", name, "addr", l.Addr())
 	return nil
 }
 
-func (m *Medium) acceptLoop(name string, l ports.Listener) {
+func (m *Medium) acceptLoop(name string, l ports.Listener, imp impair.Link) {
 	backoff := 10 * time.Millisecond
 	for seq := 1; ; {
 		p, err := l.Accept()
@@ -299,7 +326,7 @@ func (m *Medium) acceptLoop(name string, l ports.Listener) {
 		}
 		backoff = 10 * time.Millisecond
 		p.Counters().Connects.Add(1)
-		if _, err := m.Attach(fmt.Sprintf("%s/%d", name, seq), p); err != nil {
+		if _, err := m.AttachWith(fmt.Sprintf("%s/%d", name, seq), p, imp); err != nil {
 			m.log.Warn("accepted connection not attached", "node", name, "err", err)
 		}
 		seq++
@@ -351,7 +378,7 @@ func (m *Medium) detach(n *Node, fromIngress bool) error {
 	}
 	<-n.writerDone
 	n.pacers.Wait()
-	m.flushIn(n) // what the ingress goroutine pushed after the pacer stopped
+	m.flushLines(n) // what the ingress goroutine pushed after the pacer stopped, and out's
 	m.pool.Reserve(-reserved)
 	m.log.Info("node detached", "node", n.Name)
 	if err != nil && !errors.Is(err, net.ErrClosed) {

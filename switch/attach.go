@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zswitch/zswitch/fdb"
+	"github.com/zswitch/zswitch/frame"
 	"github.com/zswitch/zswitch/ports"
 )
 
@@ -54,7 +55,8 @@ func (e *Engine) AttachWith(name, kind string, p ports.Port, c PortConfig) (*Por
 		writerDone: make(chan struct{}),
 	}
 	ap.policy.Store(pol)
-	ap.in.init(newForwarder(e, ap))
+	ap.fw = newForwarder(e, ap)
+	ap.in.Init(maxBatch, func(fs []*frame.Frame) { ap.fw.forward(fs, false) })
 	if err := e.impairLocked(ap, c.Impair); err != nil { // validated: cannot fail
 		p.Close()
 		return nil, fmt.Errorf("attach %s: %w", name, err)
@@ -149,7 +151,7 @@ func (e *Engine) detach(p *Port, fromIngress bool) error {
 	}
 	<-p.writerDone
 	p.pacers.Wait()
-	e.flushIn(p) // what the ingress goroutine pushed after the pacer stopped
+	e.flushLines(p) // what the ingress goroutine pushed after the pacer stopped, and out's
 	e.mu.Lock()
 	e.pool.Reserve(-e.reserve() - p.reserved)
 	p.reserved = 0

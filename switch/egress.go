@@ -71,7 +71,6 @@ func (e *Engine) egress(p *Port) {
 		p.queued.Add(-taken)
 		out = out[:0]
 	}
-	e.flushOut(p, &w.rel)
 }
 
 // take appends b's frames to out and recycles b.
@@ -87,6 +86,12 @@ type egressWriter struct {
 	p          *Port
 	rel        releaser
 	lastErrLog time.Time
+}
+
+// releaseNow releases fs's references at once.
+func (w *egressWriter) releaseNow(fs []*frame.Frame) {
+	w.rel.release(fs)
+	w.rel.flush()
 }
 
 // write hands out to the port, counts what it took, and releases every

@@ -157,7 +157,7 @@ func TestImpairmentDelayUsesPacer(t *testing.T) {
 	waitFor(t, func() bool {
 		pa.in.Lock()
 		defer pa.in.Unlock()
-		return !pa.in.pacing
+		return !pa.in.Pacing()
 	}, "pacer stopped")
 	a.inject(seqFrame(mac(2), mac(1), 2))
 	if _, ok := b.recv(2 * time.Second); !ok {

@@ -38,7 +38,8 @@ type Port struct {
 	// in and out are the port's link impairments (impairment.go); pacers
 	// tracks in's pacer goroutine, and reserved the pool slots their lines
 	// may hold (guarded by Engine.mu).
-	in       inImpairment
+	in       impair.Inbound
+	fw       *forwarder // the ingress goroutine's and the in-pacer's, under in's lock
 	out      impair.Direction
 	pacers   sync.WaitGroup
 	reserved int
