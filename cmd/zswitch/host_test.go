@@ -128,17 +128,7 @@ func TestHostLab(t *testing.T) {
 	z := exec.Command("ip", "netns", "exec", sw, bin, "run", "--log-level", "debug",
 		"--port", "packet:v1,name=h1", "--port", "packet:v2,name=h2", "--port", "tap:zt3,name=h3",
 		"--port", "stream-listen:unix:"+dir+"/z.sock,name=qemu")
-	var zlog syncBuffer
-	z.Stdout, z.Stderr = &zlog, &zlog
-	if err := z.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer z.Process.Kill()
-	defer func() {
-		if t.Failed() {
-			t.Logf("zswitch log:\n%s", zlog.String())
-		}
-	}()
+	zlog := startProcess(t, z)
 	waitFile(t, dir+"/z.sock")
 
 	// The TAP zswitch made moves into h3, as a Zephyr host's zeth would

@@ -42,17 +42,7 @@ func TestImpairmentLab(t *testing.T) {
 	// each echo request; the replies come back unimpaired.
 	z := exec.Command("ip", "netns", "exec", sw, bin, "run", "--control", ctl,
 		"--port", "packet:v1,name=h1", "--port", "packet:v2,name=h2,out.delay=50ms,out.jitter=5ms")
-	var zlog syncBuffer
-	z.Stdout, z.Stderr = &zlog, &zlog
-	if err := z.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer z.Process.Kill()
-	defer func() {
-		if t.Failed() {
-			t.Logf("zswitch log:\n%s", zlog.String())
-		}
-	}()
+	startProcess(t, z)
 	waitFile(t, ctl)
 	c := control.NewClient(ctl)
 

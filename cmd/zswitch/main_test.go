@@ -210,3 +210,25 @@ func waitFile(t *testing.T, p string) {
 	}
 	t.Fatalf("%s never appeared", p)
 }
+
+// startProcess starts z, a zswitch command (perhaps under ip netns exec),
+// kills it when the test ends, and logs its output if the test failed.
+// The test may signal it and wait for it before then.
+func startProcess(t *testing.T, z *exec.Cmd) *syncBuffer {
+	t.Helper()
+	if z.Env == nil {
+		z.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0") // the race runtime's 1 s pause at exit
+	}
+	zlog := new(syncBuffer)
+	z.Stdout, z.Stderr = zlog, zlog
+	if err := z.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		z.Process.Kill()
+		if t.Failed() {
+			t.Logf("zswitch log:\n%s", zlog.String())
+		}
+	})
+	return zlog
+}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -26,18 +25,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		"--port", "stream-listen:unix:"+sock+",name=lab",
 		"--port", "wpan-pipe:"+dir+"/n1,name=n1",
 		"--port", "wpan-listen:unix:"+dir+"/w.sock,name=radio")
-	z.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-	var zlog syncBuffer
-	z.Stdout, z.Stderr = &zlog, &zlog
-	if err := z.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer z.Process.Kill()
-	defer func() {
-		if t.Failed() {
-			t.Logf("zswitch log:\n%s", zlog.String())
-		}
-	}()
+	zlog := startProcess(t, z)
 	waitFile(t, sock)
 	waitFile(t, filepath.Join(dir, "w.sock"))
 

@@ -179,17 +179,7 @@ func TestNativeSimLab(t *testing.T) {
 	bin := buildZswitch(t)
 	z := exec.Command("ip", "netns", "exec", sw, bin, "run", "--log-level", "debug",
 		"--port", "packet:zeth,name=zephyr", "--port", "packet:v1,name=h1", "--port", "packet:v2,name=h2")
-	var zlog syncBuffer
-	z.Stdout, z.Stderr = &zlog, &zlog
-	if err := z.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer z.Process.Kill()
-	defer func() {
-		if t.Failed() {
-			t.Logf("zswitch log:\n%s", zlog.String())
-		}
-	}()
+	zlog := startProcess(t, z)
 	for start := time.Now(); !strings.Contains(zlog.String(), "zswitch running"); {
 		if time.Since(start) > 10*time.Second {
 			t.Fatal("zswitch did not start")

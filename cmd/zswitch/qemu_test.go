@@ -66,12 +66,7 @@ func TestQEMULab(t *testing.T) {
 
 	bin := buildZswitch(t)
 	z := exec.Command(bin, "run", "--config", cfgPath, "--log-level", "debug")
-	var zlog syncBuffer
-	z.Stdout, z.Stderr = &zlog, &zlog
-	if err := z.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer z.Process.Kill()
+	zlog := startProcess(t, z)
 	waitFile(t, dir+"/z.sock")
 
 	var wg sync.WaitGroup

@@ -39,17 +39,7 @@ func TestSLIPIPModeQEMU(t *testing.T) {
 	sock := filepath.Join(dir, "slip.sock")
 	z := exec.Command("ip", "netns", "exec", sw, bin, "run", "--log-level", "debug",
 		"--port", "slip-listen:unix:"+sock+",mode=ip,name=slip", "--port", "tap:zs0,name=host")
-	var zlog syncBuffer
-	z.Stdout, z.Stderr = &zlog, &zlog
-	if err := z.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer z.Process.Kill()
-	defer func() {
-		if t.Failed() {
-			t.Logf("zswitch log:\n%s", zlog.String())
-		}
-	}()
+	zlog := startProcess(t, z)
 	waitFile(t, sock)
 	sh(t, "ip", "-n", sw, "link", "set", "zs0", "netns", host)
 	sh(t, "ip", "-n", host, "addr", "add", "10.82.0.1/24", "dev", "zs0")

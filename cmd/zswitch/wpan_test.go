@@ -25,17 +25,7 @@ func TestWPANMedium(t *testing.T) {
 		"--port", "wpan-pipe:"+dir+"/n1", "--port", "wpan-pipe:"+dir+"/n2", "--port", "wpan-pipe:"+dir+"/n3",
 		"--port", "wpan-listen:unix:"+dir+"/w.sock,name=sock",
 		"--port", "stream-listen:unix:"+dir+"/eth.sock,name=eth")
-	var zlog syncBuffer
-	z.Stdout, z.Stderr = &zlog, &zlog
-	if err := z.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer z.Process.Kill()
-	defer func() {
-		if t.Failed() {
-			t.Logf("zswitch log:\n%s", zlog.String())
-		}
-	}()
+	zlog := startProcess(t, z)
 	waitFile(t, dir+"/eth.sock")
 
 	// QEMU's -serial pipe:PATH reads PATH.in and writes PATH.out, both O_RDWR.
