@@ -46,6 +46,11 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 		for _, l := range config.KindHelp() {
 			fmt.Fprintf(stderr, "  %s\n", l)
 		}
+		fmt.Fprintf(stderr, "\nEthernet kinds also take VLAN and port-security options: vlan=ID, trunk=100+200, native=ID|none,\n"+
+			"mac-limit=N, sticky=true, isolated=true, storm=PPS, storm-burst=N.\n"+
+			"Every kind takes link impairments, for both directions or prefixed in./out.: delay=50ms, jitter=5ms,\n"+
+			"dist=uniform|normal, loss=1%%, loss-burst=N, ge-p/ge-r/ge-bad/ge-good, duplicate=1%%, reorder=5%%,\n"+
+			"corrupt=0.1%%, corrupt-from=BYTES, rate=1mbit, burst=32kb, limit=FRAMES, seed=N.\n")
 		fmt.Fprintf(stderr, "\nWith neither --port nor --config, zswitch runs its embedded default:\n%s", defaultConfig)
 	}
 	if err := fs.Parse(args); err != nil {
