@@ -21,11 +21,18 @@ import (
 // unless CI demands every test run.
 func needRoot(t *testing.T) {
 	t.Helper()
+	needRootAnd(t, "iperf3", "ethtool")
+}
+
+// needRootAnd skips a test without root, ip, ping or one of tools, unless
+// ZSWITCH_REQUIRE_QEMU=1 (CI, which installs every tool) fails it.
+func needRootAnd(t *testing.T, tools ...string) {
+	t.Helper()
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
 	}
-	for _, tool := range []string{"ip", "ping", "iperf3", "ethtool"} {
+	for _, tool := range append([]string{"ip", "ping"}, tools...) {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
@@ -49,14 +56,20 @@ func sh(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// newNetns creates a network namespace that is deleted when the test ends,
-// whatever happens. IPv6 is off unless asked for, so the kernel sends
-// nothing the test did not.
+// newNetns creates a network namespace zsw-ROLE-RANDOM that is deleted
+// when the test ends, whatever happens. IPv6 is off unless asked for, so
+// the kernel sends nothing the test did not.
 func newNetns(t *testing.T, role string, ipv6 bool) string {
+	t.Helper()
+	return netnsNamed(t, "zsw", role, ipv6)
+}
+
+// netnsNamed is newNetns with another prefix than zsw.
+func netnsNamed(t *testing.T, prefix, role string, ipv6 bool) string {
 	t.Helper()
 	var b [3]byte
 	rand.Read(b[:])
-	name := "zsw-" + role + "-" + hex.EncodeToString(b[:])
+	name := prefix + "-" + role + "-" + hex.EncodeToString(b[:])
 	sh(t, "ip", "netns", "add", name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	sh(t, "ip", "-n", name, "link", "set", "lo", "up")

@@ -28,8 +28,10 @@ var fetchKernelScript string
 
 // bundledModules are copied into every initramfs together with their
 // dependencies. e1000 is the guest NIC; slip (and slhc) are for tests that
-// need Linux SLIP in the guest.
-var bundledModules = []string{"e1000", "slip"}
+// need Linux SLIP in the guest; 8021q (with mrp, garp, stp and llc) for
+// tests that give the guest VLAN interfaces (ip link add link eth0 name
+// vlan.100 type vlan id 100).
+var bundledModules = []string{"e1000", "slip", "8021q"}
 
 const defaultCacheDir = "/var/cache/zswitch-qemutest"
 

@@ -81,6 +81,9 @@ func TestKernelModules(t *testing.T) {
 	if _, ok := a.deps["e1000"]; !ok {
 		t.Error("e1000 not bundled")
 	}
+	if got, err := loadOrder(a.deps, []string{"8021q"}); err != nil || len(got) < 2 || got[len(got)-1] != "8021q" {
+		t.Errorf("8021q load order = %v, %v; want its dependencies (mrp, garp, ...) first", got, err)
+	}
 	if !strings.HasSuffix(a.kernel, "vmlinux-pvh") {
 		t.Logf("not using the PVH kernel: %s", a.note)
 	}

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,7 +48,8 @@ type Config struct {
 	IP, IP6 string
 	// Modules are extra kernel modules to load at boot, dependencies
 	// first, e.g. "slip". Only modules bundled in the initramfs (e1000,
-	// slip, slhc) exist; they are in /lib/modules/<name>.ko for insmod.
+	// slip, slhc, 8021q and its dependencies) exist; they are in
+	// /lib/modules/<name>.ko for insmod.
 	Modules []string
 	// Files adds host files to the guest's initramfs, guest path -> host
 	// path (e.g. a static test binary).
@@ -380,13 +382,26 @@ func startVM(args []string) (*vm, error) {
 		return nil, err
 	}
 	v.started = time.Now()
-	if err := v.cmd.Start(); err != nil {
-		return nil, err
-	}
+	// Pdeathsig fires when the thread that forked QEMU exits, not the test
+	// process. Go ends a thread whose goroutine exits while locked to it,
+	// as helpers that enter network namespaces do, so a fork from any
+	// thread could kill the guest mid-test. QEMU is forked from a thread
+	// locked until it exits.
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := v.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		v.exitErr = v.cmd.Wait()
 		close(v.exited)
 	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
