@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,33 +13,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
-
-// inNetns runs f on a thread inside the named namespace. File descriptors
-// f opens stay in that namespace.
-func inNetns(t *testing.T, name string, f func() error) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			done <- err
-			return
-		}
-		done <- f()
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("in netns %s: %v", name, err)
-	}
-}
 
 // fakeZephyr plays a native_sim instance: it creates its TAP with
 // TUNSETIFF (IFF_TAP|IFF_NO_PI; closing it deletes the interface), as

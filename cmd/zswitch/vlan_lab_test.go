@@ -285,7 +285,7 @@ var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 func rawSend(t *testing.T, ns, ifname string, frames ...[]byte) {
 	t.Helper()
 	var fd int
-	labInNetns(t, ns, func() (err error) {
+	inNetns(t, ns, func() (err error) {
 		fd, err = rawSocket(ifname, false)
 		return err
 	})
@@ -311,7 +311,7 @@ type sniffer struct {
 func startSniffer(t *testing.T, ns, ifname string) *sniffer {
 	t.Helper()
 	s := &sniffer{counts: map[string]int{}, quit: make(chan struct{}), done: make(chan struct{})}
-	labInNetns(t, ns, func() (err error) {
+	inNetns(t, ns, func() (err error) {
 		s.fd, err = rawSocket(ifname, false)
 		return err
 	})
@@ -395,8 +395,8 @@ func runInNetns(ns string, f func() error) error {
 	return <-done
 }
 
-// labInNetns is runInNetns failing the test on error.
-func labInNetns(t *testing.T, ns string, f func() error) {
+// inNetns is runInNetns failing the test on error.
+func inNetns(t *testing.T, ns string, f func() error) {
 	t.Helper()
 	if err := runInNetns(ns, f); err != nil {
 		t.Fatalf("in netns %s: %v", ns, err)
