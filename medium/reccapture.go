@@ -123,7 +123,8 @@ func (m *Medium) CaptureRecords(node string, buffer int) (*RecCapture, error) {
 			c.sel.Prefix = true
 		}
 	}
-	c.ID = m.recs.Add(c)
+	c.ID = m.recs.NextID()
+	m.recs.Add(c)
 	return c, nil
 }
 

@@ -130,7 +130,8 @@ func (e *Engine) Capture(sel CaptureSelect) (*Capture, error) {
 			c.sel.Prefix = true
 		}
 	}
-	c.ID = e.caps.Add(c)
+	c.ID = e.caps.NextID()
+	e.caps.Add(c)
 	return c, nil
 }
 

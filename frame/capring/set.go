@@ -36,14 +36,13 @@ func (s *Set[C]) NextID() uint64 {
 	return s.next
 }
 
-// Add starts offering frames to c and returns its ID.
-func (s *Set[C]) Add(c C) uint64 {
+// Add starts offering frames to c. Give c its ID (NextID) before: once
+// added, other goroutines read it.
+func (s *Set[C]) Add(c C) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.next++
 	l := append(slices.Clone(s.Active()), c)
 	s.list.Store(&l)
-	return s.next
 }
 
 // Remove stops offering frames to c. The set is nil again when empty, so

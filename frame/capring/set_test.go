@@ -8,15 +8,14 @@ func TestSet(t *testing.T) {
 		t.Fatal("a new set is not empty")
 	}
 	a, b := new(int), new(int)
-	if id := s.Add(a); id != 1 {
+	if id := s.NextID(); id != 1 {
 		t.Fatalf("first id %d", id)
 	}
+	s.Add(a)
 	if id := s.NextID(); id != 2 {
 		t.Fatalf("NextID %d", id)
 	}
-	if id := s.Add(b); id != 3 {
-		t.Fatalf("third id %d", id)
-	}
+	s.Add(b)
 	l := s.List()
 	l[0] = nil // a copy: the set is unchanged
 	if got := s.Active(); len(got) != 2 || got[0] != a || got[1] != b {
