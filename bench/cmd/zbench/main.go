@@ -27,7 +27,8 @@ func main() {
 	dur := flag.Duration("dur", 0, "length of one throughput run (default 1s, quick 150ms)")
 	rtt := flag.Int("rtt", 0, "ping-pongs per latency run (default 20000, quick 500)")
 	learn := flag.Int("learn", 0, "MACs of the table workload (default 100000, quick 5000)")
-	peers := flag.String("peers", "", "comma-separated peer names (substrings) to run; default all")
+	peers := flag.String("peers", "", "comma-separated peer names (substrings, or =NAME exactly) to run; default all")
+	wls := flag.String("workloads", "", "comma-separated workload names (substrings) to run; default all")
 	bin := flag.String("zswitch", "", "use this zswitch binary instead of building ./cmd/zswitch")
 	flag.Parse()
 
@@ -36,6 +37,9 @@ func main() {
 		ZswitchBin: *bin, Progress: os.Stderr, Log: log}
 	if *peers != "" {
 		opt.Peers = strings.Split(*peers, ",")
+	}
+	if *wls != "" {
+		opt.Workloads = strings.Split(*wls, ",")
 	}
 	// Run stops its peers and deletes its namespaces when it returns; on
 	// SIGINT/SIGTERM stop after the current measurement and let it clean up.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,8 @@ type Options struct {
 	Dur        time.Duration // length of one throughput run (default 1s, quick 150ms)
 	RTTCount   int           // ping-pongs per latency run (default 20000, quick 500)
 	LearnMACs  int           // MACs of the table workload (default 100000, quick 5000)
-	Peers      []string      // names (substring match) to run; empty: all (quick: its own set)
+	Peers      []string      // names (substring match, or exact after "=") to run; empty: all (quick: its own set)
+	Workloads  []string      // workload names (substring match) to run; empty: all
 	ZswitchBin string        // a zswitch binary to use instead of building ./cmd/zswitch
 	Progress   io.Writer     // progress display; nil: none
 	Log        *slog.Logger  // lifecycle messages; nil: discard
@@ -105,6 +107,9 @@ func Run(opt Options) (*Report, error) {
 	aborted.Store(false)
 	start := time.Now()
 	ws := workloads(opt.Quick)
+	if len(opt.Workloads) > 0 {
+		ws = slices.DeleteFunc(ws, func(w workload) bool { return !matches(opt.Workloads, w.name) })
+	}
 	rep := &Report{Date: start, Opt: opt, Machine: machine(), Go: runtime.Version(), Kernel: kernel(),
 		CPUs: runtime.NumCPU(), Load: loadavg()}
 	for _, w := range ws {
@@ -218,14 +223,24 @@ func Run(opt Options) (*Report, error) {
 
 func selected(opt Options, f peerFactory) bool {
 	if len(opt.Peers) > 0 {
-		for _, n := range opt.Peers {
-			if strings.Contains(strings.ToLower(f.name), strings.ToLower(n)) {
-				return true
-			}
-		}
-		return false
+		return matches(opt.Peers, f.name)
 	}
 	return f.quick || !opt.Quick
+}
+
+// matches reports whether name contains one of pats, ignoring case, or
+// equals one written "=NAME".
+func matches(pats []string, name string) bool {
+	for _, n := range pats {
+		if exact, ok := strings.CutPrefix(n, "="); ok {
+			if strings.EqualFold(name, exact) {
+				return true
+			}
+		} else if strings.Contains(strings.ToLower(name), strings.ToLower(n)) {
+			return true
+		}
+	}
+	return false
 }
 
 // measure sets the peer up for w (endpoints, idle ports, a full table),
