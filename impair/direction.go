@@ -25,6 +25,9 @@ type Direction struct {
 func (d *Direction) Lock()   { d.mu.Lock() }
 func (d *Direction) Unlock() { d.mu.Unlock() }
 
+// TryLock takes the lock if it is free, for a caller that must not wait.
+func (d *Direction) TryLock() bool { return d.mu.TryLock() }
+
 // Line returns the direction's line, nil if it was never impaired. Use it
 // with the lock held.
 func (d *Direction) Line() *Line { return d.line.Load() }

@@ -9,7 +9,8 @@ import "github.com/zswitch/zswitch/frame"
 // socket, a TAP, a SLIP line, an 802.15.4 pipe.
 //
 // ReadFrames is called from one goroutine and WriteFrames from another; a
-// Port must allow that, and nothing more.
+// Port must allow that, and nothing more. (A TryWriter's writing methods may
+// be called from several goroutines, but never two at a time.)
 type Port interface {
 	// ReadFrames fills up to len(fs) frames, whose slots the caller lends for
 	// the call, and returns how many it filled. It blocks until at least one
@@ -50,4 +51,34 @@ type Listener interface {
 	Close() error
 	// Addr is where peers connect, for logs and for the QEMU flags zswitch prints.
 	Addr() string
+}
+
+// A TryWriter is a Port that can also write without waiting. The engine
+// uses it to write from the goroutine that received a frame when the
+// port's own writer is idle, which saves waking that writer's thread on
+// every hop.
+//
+// TryWriteFrames, WriteFrames and Flush may be called from different
+// goroutines, but never at the same time: the caller serialises them with
+// a lock, and each call sees what the previous one left.
+type TryWriter interface {
+	Port
+
+	// TryWriteFrames writes the longest prefix of fs the endpoint takes at
+	// once, without waiting, and returns its length n. It keeps fs's order
+	// and drops and counts nothing: whatever it cannot do now (the endpoint
+	// is full or gone, a frame WriteFrames would drop, an error, the port
+	// still finishing an earlier frame) it leaves, fs[n:], for WriteFrames.
+	//
+	// When the endpoint took only the start of fs[n-1], that frame counts
+	// as written and cut is true: the port keeps its rest, which goes out
+	// before anything else at the next WriteFrames or Flush, and the caller
+	// must make sure that one of them comes soon. Until then TryWriteFrames
+	// writes nothing. It keeps no reference to fs or the frames.
+	TryWriteFrames(fs []*frame.Frame) (n int, cut bool)
+
+	// Flush finishes a frame TryWriteFrames cut, waiting for the endpoint
+	// as WriteFrames would; with nothing cut it returns at once. Its errors
+	// are WriteFrames's.
+	Flush() error
 }

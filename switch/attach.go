@@ -55,6 +55,7 @@ func (e *Engine) AttachWith(name, kind string, p ports.Port, c PortConfig) (*Por
 		writerDone: make(chan struct{}),
 	}
 	ap.policy.Store(pol)
+	ap.tw, _ = p.(ports.TryWriter)
 	ap.fw = newForwarder(e, ap)
 	ap.in.Init(maxBatch, func(fs []*frame.Frame) { ap.fw.forward(fs, false) })
 	if err := e.impairLocked(ap, c.Impair); err != nil { // validated: cannot fail

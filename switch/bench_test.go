@@ -77,6 +77,18 @@ func (p *benchPort) WriteFrames(fs []*frame.Frame) (int, error) {
 
 func (p *benchPort) BatchSize() int { return maxBatch }
 
+// benchTryPort is a benchPort that is a ports.TryWriter whose endpoint
+// always takes everything: every frame goes the direct way when the
+// receiving port is idle.
+type benchTryPort struct{ *benchPort }
+
+func (p benchTryPort) TryWriteFrames(fs []*frame.Frame) (int, bool) {
+	n, _ := p.WriteFrames(fs)
+	return n, false
+}
+
+func (p benchTryPort) Flush() error { return nil }
+
 func (p *benchPort) Close() error {
 	p.once.Do(func() { close(p.closed) })
 	return nil
@@ -90,21 +102,27 @@ func BenchmarkForward(b *testing.B) {
 	for _, nports := range []int{2, 16} {
 		for _, size := range []int{64, 1514} {
 			b.Run(fmt.Sprintf("ports=%d/size=%d", nports, size), func(b *testing.B) {
-				benchForward(b, nports, size, false, impair.Link{})
+				benchForward(b, nports, size, false, false, impair.Link{})
 			})
 		}
 	}
-	b.Run("ports=16/size=64/flood", func(b *testing.B) { benchForward(b, 16, 64, true, impair.Link{}) })
+	// The same with ports that can write directly (ports.TryWriter).
+	for _, nports := range []int{2, 16} {
+		b.Run(fmt.Sprintf("ports=%d/size=64/direct", nports), func(b *testing.B) {
+			benchForward(b, nports, 64, false, true, impair.Link{})
+		})
+	}
+	b.Run("ports=16/size=64/flood", func(b *testing.B) { benchForward(b, 16, 64, true, false, impair.Link{}) })
 	// Every frame through an impairment line in both directions, one that
 	// neither delays nor loses (a rate limit far above the traffic): the
 	// cost of the lines themselves.
 	unlimited := impair.Config{Rate: impair.MaxRate}
 	b.Run("ports=2/size=64/impaired", func(b *testing.B) {
-		benchForward(b, 2, 64, false, impair.Link{In: unlimited, Out: unlimited})
+		benchForward(b, 2, 64, false, false, impair.Link{In: unlimited, Out: unlimited})
 	})
 }
 
-func benchForward(b *testing.B, nports, size int, flood bool, imp impair.Link) {
+func benchForward(b *testing.B, nports, size int, flood, direct bool, imp impair.Link) {
 	mac := func(i int) fdb.MAC { return fdb.MAC{0x02, 0, 0, 0, 0, byte(i + 1)} }
 	cfg := Config{FDB: fdb.Config{AgingTime: -1}}
 	for i := range nports {
@@ -134,7 +152,11 @@ func benchForward(b *testing.B, nports, size int, flood bool, imp impair.Link) {
 		copy(p.hdr[6:12], src[:])
 		p.hdr[12], p.hdr[13] = 0x88, 0xb5
 		ps[i] = p
-		if _, err := e.AttachWith(fmt.Sprint(i), "bench", p, PortConfig{Impair: imp}); err != nil {
+		var port ports.Port = p
+		if direct {
+			port = benchTryPort{p}
+		}
+		if _, err := e.AttachWith(fmt.Sprint(i), "bench", port, PortConfig{Impair: imp}); err != nil {
 			b.Fatal(err)
 		}
 	}

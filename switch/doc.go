@@ -13,6 +13,15 @@
 // up its own queue. The egress goroutine writes whole batches with
 // WriteFrames and returns the frames to the pool after their last reference.
 //
+// Direct writes: when the egress port's queue is empty, its writer idle
+// (a TryLock on its writer lock) and its port a ports.TryWriter, the
+// ingress goroutine writes the batch itself, without waiting
+// (TryWriteFrames), and queues only what the endpoint did not take. That
+// saves a goroutine handoff, and on a multi-core host the wake-up of
+// another thread, per hop (a ping-pong's round trip: a third less). Order
+// per source, capture, VLAN tagging, counters and latency are as on the
+// queued path (forwarder.direct).
+//
 // Nothing on this path allocates, takes a lock shared by all ports, logs, or
 // calls into metrics: counters are atomics added once per batch.
 //

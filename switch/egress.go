@@ -13,9 +13,12 @@ import (
 // WriteFrames call at most: several queued batches at once under load.
 const egressGather = 4 * maxBatch
 
-// egress is the only goroutine that calls p.WriteFrames and the only writer
-// of p's tx counters. It runs until Detach closes the queue. Besides the
-// queue it waits for the "out" impairment's next due frame, if any.
+// egress writes what p's queue brings, with p.WriteFrames under p.wmu; the
+// ingress goroutines' direct writes (forwarder.direct) are the only other
+// writers, and the only other writers of p's tx counters. It runs until
+// Detach closes the queue. Besides the queue it waits for the "out"
+// impairment's next due frame, if any. It counts frames out of the queue
+// (queued) only once they are written, which direct writes rely on.
 func (e *Engine) egress(p *Port) {
 	defer close(p.writerDone)
 	out := make([]*frame.Frame, 0, egressGather)
@@ -55,7 +58,9 @@ func (e *Engine) egress(p *Port) {
 				}
 			}
 			taken = int64(len(out))
-			p.latency.observe(time.Duration(monotonic() - oldest))
+			if taken > 0 { // not only flush marks
+				p.latency.observe(time.Duration(monotonic() - oldest))
+			}
 		}
 		switch line := p.out.Line(); {
 		case p.detaching.Load():
@@ -95,27 +100,53 @@ func (w *egressWriter) releaseNow(fs []*frame.Frame) {
 }
 
 // write hands out to the port, counts what it took, and releases every
-// reference in out.
+// reference in out. With nothing to write it finishes what a direct write
+// left cut instead (flush).
 func (w *egressWriter) write(out []*frame.Frame) {
 	p := w.p
+	if len(out) == 0 {
+		w.flush()
+		return
+	}
+	p.wmu.Lock()
 	n, err := p.p.WriteFrames(out)
-	w.e.caps.tap(p, out[:max(n, 0)], Outbound)
+	w.e.caps.tap(p, out[:max(n, 0)], Outbound) // in the order written: under wmu
+	p.wmu.Unlock()
 	var bytes uint64
 	for _, f := range out[:n] {
 		bytes += uint64(f.Len())
 	}
 	p.stats.TxFrames.Add(uint64(n))
 	p.stats.TxBytes.Add(bytes)
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		p.stats.Errors.Add(1)
-		if now := time.Now(); now.Sub(w.lastErrLog) > 10*time.Second {
-			w.lastErrLog = now
-			w.e.log.Warn("write failed", "port", p.Name, "err", err)
-		}
-	}
+	w.failed(err)
 	w.rel.release(out)
 	w.rel.flush()
 	clear(out)
+}
+
+// flush finishes a frame a direct write cut (ports.TryWriter.Flush): the
+// ingress goroutine queued a flush mark, or frames that egressVLAN then
+// dropped, so that the cut frame does not wait for the next one.
+func (w *egressWriter) flush() {
+	p := w.p
+	if p.tw == nil {
+		return
+	}
+	p.wmu.Lock()
+	err := p.tw.Flush()
+	p.wmu.Unlock()
+	w.failed(err)
+}
+
+// failed counts and logs (at most every 10 s) a write error.
+func (w *egressWriter) failed(err error) {
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		w.p.stats.Errors.Add(1)
+		if now := time.Now(); now.Sub(w.lastErrLog) > 10*time.Second {
+			w.lastErrLog = now
+			w.e.log.Warn("write failed", "port", w.p.Name, "err", err)
+		}
+	}
 }
 
 // egressVLAN gives every frame in out the tag p sends it with, dropping

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"errors"
+	"math"
 	"net"
+	"time"
 
 	"github.com/zswitch/zswitch/fdb"
 	"github.com/zswitch/zswitch/frame"
@@ -237,10 +239,84 @@ func (fw *forwarder) enqueue(q *Port, f *frame.Frame) {
 	}
 }
 
-// send queues b to q without blocking, or drops it whole when q is full.
+// send hands b to q: written at once from this goroutine when q can take
+// it without waiting and has nothing queued (direct), else queued without
+// blocking, or dropped whole when q is full.
 func (fw *forwarder) send(q *Port, b *batch) {
+	q.stats.Enqueued.Add(uint64(b.n))
+	if q.tw != nil && q.queued.Load() == 0 {
+		if b = fw.direct(q, b); b == nil {
+			return
+		}
+	}
+	fw.queue(q, b)
+}
+
+// flushMark is the rx time of a batch with no frames that only asks q's
+// egress goroutine to finish a frame a direct write cut (egressWriter.flush).
+const flushMark = math.MaxInt64
+
+// direct is the fast path of send: one hop with no thread to wake. It
+// writes what q takes at once of b, as the egress goroutine would (VLAN
+// tags, capture, counters, latency), and returns the batch left to queue:
+// b with the frames not written, a flush mark if q holds the rest of a
+// frame it cut, or nil.
+//
+// Per-source order holds: q.queued is 0, so every frame this port queued
+// to q before was written (the egress goroutine counts frames out of the
+// queue after writing them), and the frames not written here are queued
+// before this port's next batch. The port itself holds back a cut frame's
+// rest (ports.TryWriter). It never waits: on q's writer lock, on q's "out"
+// impairment (then only when its line is empty), or on the endpoint.
+func (fw *forwarder) direct(q *Port, b *batch) *batch {
+	if q.detaching.Load() || !q.wmu.TryLock() {
+		return b
+	}
+	if line := q.out.Line(); line != nil {
+		if !q.out.TryLock() {
+			q.wmu.Unlock()
+			return b
+		}
+		idle := line.Idle()
+		q.out.Unlock()
+		if !idle {
+			q.wmu.Unlock()
+			return b
+		}
+	}
+	e := fw.e
+	fs := e.egressVLAN(q, b.fs[:b.n], &fw.rel)
+	n, cut := q.tw.TryWriteFrames(fs)
+	e.caps.tap(q, fs[:n], Outbound)
+	q.wmu.Unlock()
+	if n > 0 {
+		var bytes uint64
+		for _, f := range fs[:n] {
+			bytes += uint64(f.Len())
+		}
+		q.stats.TxFrames.Add(uint64(n))
+		q.stats.TxBytes.Add(bytes)
+		q.direct.Add(uint64(n))
+		q.latency.observe(time.Duration(monotonic() - b.rx))
+		fw.rel.release(fs[:n])
+	}
+	left := copy(b.fs[:], fs[n:])
+	clear(b.fs[left:b.n])
+	b.n = left
+	switch {
+	case left > 0: // the egress goroutine writes them, and a cut frame's rest first
+		return b
+	case cut:
+		b.rx = flushMark
+		return b
+	}
+	e.batches.put(b)
+	return nil
+}
+
+// queue queues b to q without blocking, or drops it whole when q is full.
+func (fw *forwarder) queue(q *Port, b *batch) {
 	n := int64(b.n)
-	q.stats.Enqueued.Add(uint64(n))
 	if d := q.queued.Add(n); d <= int64(fw.e.cfg.QueueLen) {
 		select {
 		case q.queue <- b:

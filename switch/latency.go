@@ -18,8 +18,9 @@ const LatencyBuckets = 24
 
 // A Latency is a histogram of how long frames took from leaving ReadFrames
 // on their ingress port to being handed to WriteFrames on this port (queue
-// wait included). It is sampled once per egress write, with the oldest
-// frame of that write, so it costs two clock reads per up to 256 frames.
+// wait included), or to TryWriteFrames for a direct write. It is sampled
+// once per write, with the oldest frame of that write, so it costs two
+// clock reads per up to 256 frames.
 type Latency struct {
 	buckets [LatencyBuckets]atomic.Uint64
 	sumNs   atomic.Uint64

@@ -29,6 +29,14 @@ type Port struct {
 	queued    atomic.Int64 // frames in queue
 	highWater atomic.Int64 // most frames ever in queue
 
+	// tw is p as a ports.TryWriter, nil if it is not one. wmu serialises
+	// its writing methods: the egress goroutine holds it around each write,
+	// ingress goroutines writing directly (fast path) only take it with
+	// TryLock. direct counts the frames they wrote.
+	tw     ports.TryWriter
+	wmu    sync.Mutex
+	direct atomic.Uint64
+
 	// forwarding is odd while this port's ingress goroutine forwards a batch
 	// against a port-table snapshot; Detach waits for it to move on.
 	forwarding atomic.Uint64

@@ -51,7 +51,7 @@ type Conn struct {
 	wr *writer
 }
 
-var _ ports.Port = (*Conn)(nil)
+var _ ports.TryWriter = (*Conn)(nil)
 
 // A session is one connection.
 type session = sockets.Session[net.Conn]
@@ -235,6 +235,51 @@ func (c *Conn) WriteFrames(fs []*frame.Frame) (int, error) {
 		c.log.Info("peer reads again", "port", c.name)
 	}
 	return sent, nil
+}
+
+// TryWriteFrames writes what the socket takes at once of fs's first
+// frames, up to the first one WriteFrames would drop, with one writev
+// that does not wait (ports.TryWriter). It writes nothing while the peer
+// is stalled, the connection is down or a cut frame is still unsent.
+func (c *Conn) TryWriteFrames(fs []*frame.Frame) (n int, cut bool) {
+	if c.stall || c.closed.Load() {
+		return 0, false
+	}
+	s := c.cur.Load()
+	if s == nil || s.IsDead() {
+		return 0, false
+	}
+	k := 0
+	for _, f := range fs {
+		if l := f.Len(); l == 0 || l > c.maxFrame {
+			break
+		}
+		k++
+	}
+	if k == 0 {
+		return 0, false
+	}
+	return c.wr.tryWrite(s, fs[:k])
+}
+
+// Flush finishes a frame TryWriteFrames cut, as WriteFrames would before
+// its own frames: waiting up to WriteTimeout (then the peer counts as
+// stalled and the rest waits for the next write), closing the connection
+// when the write fails.
+func (c *Conn) Flush() error {
+	s := c.cur.Load()
+	if c.closed.Load() || s == nil || s != c.wr.owner || len(c.wr.rest) == 0 || s.IsDead() {
+		return nil
+	}
+	s.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	if err := c.wr.flushRest(s); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.stalled(0)
+			return nil
+		}
+		return c.writeFailed(s, err)
+	}
+	return nil
 }
 
 // stalled drops n frames the peer did not take in time, and says so once
