@@ -78,7 +78,13 @@ func (w *writer) write(conn net.Conn, fs []*frame.Frame) (int, error) {
 	if err == nil {
 		return len(fs), nil
 	}
-	n := 0
+	n, _ := w.settle(fs, nb)
+	return n, err
+}
+
+// settle counts the frames of fs that nb written bytes cover and keeps
+// the unsent rest of one cut short (it counts as sent, cut is true).
+func (w *writer) settle(fs []*frame.Frame, nb int64) (n int, cut bool) {
 	for _, f := range fs {
 		l := int64(hdrLen + f.Len())
 		if nb < l {
@@ -89,9 +95,9 @@ func (w *writer) write(conn net.Conn, fs []*frame.Frame) (int, error) {
 	}
 	if nb > 0 { // fs[n] went out in part
 		w.keepRest(w.hdr[n][:], fs[n].Bytes(), int(nb))
-		n++
+		return n + 1, true
 	}
-	return n, err
+	return n, false
 }
 
 // keepRest saves what is left of a frame (hdr, then b) after its first
@@ -145,20 +151,7 @@ func (w *writer) tryWrite(s *session, fs []*frame.Frame) (n int, cut bool) {
 	if err != nil || w.errno != 0 {
 		return 0, false
 	}
-	nb := int64(w.wrote)
-	for _, f := range fs {
-		l := int64(hdrLen + f.Len())
-		if nb < l {
-			break
-		}
-		nb -= l
-		n++
-	}
-	if nb > 0 { // fs[n] went out in part
-		w.keepRest(w.hdr[n][:], fs[n].Bytes(), int(nb))
-		return n + 1, true
-	}
-	return n, false
+	return w.settle(fs, int64(w.wrote))
 }
 
 // writev is tryWrite's system call, run by Control on the socket.
