@@ -71,6 +71,12 @@ func (r *releaser) release1(f *frame.Frame) {
 	}
 }
 
+// releaseNow releases fs's references and flushes.
+func (r *releaser) releaseNow(fs []*frame.Frame) {
+	r.release(fs)
+	r.flush()
+}
+
 func (r *releaser) flush() {
 	r.pool.Put(r.free)
 	clear(r.free)

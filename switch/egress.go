@@ -65,8 +65,7 @@ func (e *Engine) egress(p *Port) {
 		switch line := p.out.Line(); {
 		case p.detaching.Load():
 			p.stats.EgressDrops[ports.DropLinkDown].Add(uint64(len(out)))
-			w.rel.release(out)
-			w.rel.flush()
+			w.rel.releaseNow(out)
 			clear(out)
 		case line != nil:
 			e.sendImpaired(p, line, e.egressVLAN(p, out, &w.rel), &ol, &w)
@@ -93,12 +92,6 @@ type egressWriter struct {
 	lastErrLog time.Time
 }
 
-// releaseNow releases fs's references at once.
-func (w *egressWriter) releaseNow(fs []*frame.Frame) {
-	w.rel.release(fs)
-	w.rel.flush()
-}
-
 // write hands out to the port, counts what it took, and releases every
 // reference in out. With nothing to write it finishes what a direct write
 // left cut instead (flush).
@@ -119,8 +112,7 @@ func (w *egressWriter) write(out []*frame.Frame) {
 	p.stats.TxFrames.Add(uint64(n))
 	p.stats.TxBytes.Add(bytes)
 	w.failed(err)
-	w.rel.release(out)
-	w.rel.flush()
+	w.rel.releaseNow(out)
 	clear(out)
 }
 

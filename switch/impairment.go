@@ -107,14 +107,14 @@ func (e *Engine) receive(p *Port, fs []*frame.Frame) {
 	}
 	s.RxFrames.Add(uint64(len(fs)))
 	s.RxBytes.Add(bytes)
-	in.Receive(line, fs, monotonic(), s, p.fw.releaseNow)
+	in.Receive(line, fs, monotonic(), s, p.fw.rel.releaseNow)
 }
 
 // flushLines drops what the port's lines hold when it leaves, once its
 // goroutines are gone.
 func (e *Engine) flushLines(p *Port) {
-	p.in.Flush(&p.stats.IngressDrops, p.fw.releaseNow)
-	p.out.Flush(&p.stats.EgressDrops, p.fw.releaseNow)
+	p.in.Flush(&p.stats.IngressDrops, p.fw.rel.releaseNow)
+	p.out.Flush(&p.stats.EgressDrops, p.fw.rel.releaseNow)
 }
 
 // An outLine is the egress goroutine's side of the "out" direction.
@@ -135,7 +135,7 @@ func (e *Engine) sendImpaired(p *Port, line *impair.Line, out []*frame.Frame, ol
 		return
 	}
 	now := monotonic()
-	impair.PushOut(line, out, now, p.stats, w.releaseNow)
+	impair.PushOut(line, out, now, p.stats, w.rel.releaseNow)
 	for {
 		due := line.Due(now, out[:0])
 		if len(due) > 0 {

@@ -64,12 +64,6 @@ type forwarder struct {
 	stormTAT int64 // storm control: when the bucket is next empty (GCRA), in monotonic ns
 }
 
-// releaseNow releases fs's references at once.
-func (fw *forwarder) releaseNow(fs []*frame.Frame) {
-	fw.rel.release(fs)
-	fw.rel.flush()
-}
-
 func newForwarder(e *Engine, p *Port) *forwarder {
 	return &forwarder{
 		e:    e,
