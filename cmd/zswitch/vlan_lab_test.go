@@ -120,20 +120,10 @@ type labSwitch struct {
 // test failed.
 func startLabSwitch(t *testing.T, ns, bin, dir string, args ...string) *labSwitch {
 	t.Helper()
-	s := &labSwitch{ns: ns, bin: bin, ctl: filepath.Join(dir, "ctl"), log: &syncBuffer{}, exited: make(chan error, 1)}
+	s := &labSwitch{ns: ns, bin: bin, ctl: filepath.Join(dir, "ctl"), exited: make(chan error, 1)}
 	s.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin, "run", "--log-level", "debug", "--control", s.ctl}, args...)...)
-	s.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	s.log = startProcess(t, s.cmd)
 	go func() { s.exited <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("zswitch log:\n%s", s.log.String())
-		}
-	})
 	labWait(t, 60*time.Second, "zswitch did not start", func() bool {
 		select {
 		case err := <-s.exited:
