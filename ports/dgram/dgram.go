@@ -115,7 +115,7 @@ type Conn struct {
 	closeErr  error
 }
 
-var _ ports.Port = (*Conn)(nil)
+var _ ports.TryWriter = (*Conn)(nil)
 
 // OpenUDP binds local, zswitch's address (QEMU's remote), and sends to
 // remote, the QEMU's local address. Both must be of one family. It receives
@@ -307,6 +307,15 @@ func (c *Conn) ReadFrames(fs []*frame.Frame) (int, error) { return c.dp.ReadFram
 // all frames while the peer is absent (link_down), without an error. It
 // moves the frames it sent to the front of fs: they are fs[:n].
 func (c *Conn) WriteFrames(fs []*frame.Frame) (int, error) { return c.dp.WriteFrames(fs) }
+
+// TryWriteFrames sends the longest prefix of fs the socket takes now,
+// without waiting, dropping or counting, for the engine's direct writes
+// (ports.TryWriter). It leaves the rest, and every frame until a
+// WriteFrames has reached the peer, to WriteFrames.
+func (c *Conn) TryWriteFrames(fs []*frame.Frame) (n int, cut bool) { return c.dp.TryWriteFrames(fs) }
+
+// Flush returns nil: a datagram is never cut.
+func (c *Conn) Flush() error { return c.dp.Flush() }
 
 // BatchSize is the most frames one ReadFrames call fills.
 func (c *Conn) BatchSize() int { return c.dp.BatchSize() }

@@ -91,7 +91,7 @@ type Conn struct {
 	closeErr  error
 }
 
-var _ ports.Port = (*Conn)(nil)
+var _ ports.TryWriter = (*Conn)(nil)
 
 // Join joins the hub at group (an IPv4 multicast address and port) on the
 // interface that holds localAddr, and sends from localAddr. A zero
@@ -234,6 +234,15 @@ func (c *Conn) ReadFrames(fs []*frame.Frame) (int, error) { return c.dp.ReadFram
 // one sendmmsg per BatchSize frames. It drops and counts empty and oversize
 // frames. It moves the frames it sent to the front of fs: they are fs[:n].
 func (c *Conn) WriteFrames(fs []*frame.Frame) (int, error) { return c.dp.WriteFrames(fs) }
+
+// TryWriteFrames sends the longest prefix of fs the socket takes now,
+// without waiting, dropping or counting, for the engine's direct writes
+// (ports.TryWriter). It leaves the rest, and every frame until a
+// WriteFrames has reached the peer, to WriteFrames.
+func (c *Conn) TryWriteFrames(fs []*frame.Frame) (n int, cut bool) { return c.dp.TryWriteFrames(fs) }
+
+// Flush returns nil: a datagram is never cut.
+func (c *Conn) Flush() error { return c.dp.Flush() }
 
 // BatchSize is the most frames one ReadFrames call fills.
 func (c *Conn) BatchSize() int { return c.dp.BatchSize() }

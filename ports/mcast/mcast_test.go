@@ -249,8 +249,14 @@ func TestHub(t *testing.T) {
 	if n, err := c.WriteFrames(fs); n != 3 || err != nil {
 		t.Fatalf("WriteFrames: %d, %v", n, err)
 	}
+	// Once a send has reached the group, the engine's direct writes
+	// (TryWriteFrames) go out the same way, without waiting.
+	if n, cut := c.TryWriteFrames(fs); n != 3 || cut {
+		t.Fatalf("TryWriteFrames: %d, cut %v", n, cut)
+	}
 	for name, m := range map[string]member{"a": a, "b": b} {
-		for i := range 3 {
+		for i := range 6 {
+			i := i % 3
 			d, from := m.recv(t, 5*time.Second)
 			if !bytes.Equal(d, ethFrame(10+i, 100+i)) || from != c.Source() {
 				t.Fatalf("member %s frame %d: %d bytes from %v", name, i, len(d), from)
@@ -264,8 +270,8 @@ func TestHub(t *testing.T) {
 	if got := readFrames(t, c, 1, 5*time.Second); !bytes.Equal(got[0], ethFrame(2, 60)) {
 		t.Fatalf("port read back %d bytes, want b's frame", len(got[0]))
 	}
-	if e := c.Echoes(); e != 3 {
-		t.Errorf("Echoes %d, want 3", e)
+	if e := c.Echoes(); e != 6 {
+		t.Errorf("Echoes %d, want 6", e)
 	}
 	for r := range ports.NumDropReasons {
 		if d := c.Dropped(r); d != 0 {

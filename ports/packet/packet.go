@@ -151,7 +151,7 @@ type Conn struct {
 	partialUnfixed atomic.Uint64
 }
 
-var _ ports.Port = (*Conn)(nil)
+var _ ports.TryWriter = (*Conn)(nil)
 
 // Open attaches a port to the interface named ifname, which must exist, in
 // the network namespace of the calling thread. A caller switching
@@ -420,6 +420,32 @@ func (c *Conn) WriteFrames(fs []*frame.Frame) (int, error) {
 	}
 	return sent, nil
 }
+
+// TryWriteFrames sends the longest prefix of fs the interface takes now,
+// without waiting, dropping or counting, for the engine's direct writes
+// (ports.TryWriter). A runt, an oversize frame, a full socket, an error or
+// a link that is down end it; WriteFrames deals with the rest.
+func (c *Conn) TryWriteFrames(fs []*frame.Frame) (n int, cut bool) {
+	if c.closed.Load() || !c.LinkUp.Load() {
+		return 0, false
+	}
+	s := c.cur.Load()
+	if s == nil {
+		return 0, false
+	}
+	maxOut := int(c.maxOut.Load())
+	end := 0
+	for end < len(fs) {
+		if l := fs[end].Len(); l < 14 || l > maxOut {
+			break
+		}
+		end++
+	}
+	return s.w.TrySend(fs[:end]), false
+}
+
+// Flush returns nil: a frame is never cut.
+func (c *Conn) Flush() error { return nil }
 
 // Close detaches from the interface, which unblocks ReadFrames and
 // WriteFrames, and leaves the interface as it was. It is safe to call more

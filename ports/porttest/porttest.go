@@ -77,6 +77,7 @@ func RunWith(t *testing.T, opt Options, newPair func(t *testing.T) (p ports.Port
 		{"EmptyOut", testEmptyOut},
 		{"CloseUnblocksRead", testCloseUnblocksRead},
 		{"WriteAfterClose", testWriteAfterClose},
+		{"TryWrite", s.testTryWrite},
 	}
 	for _, tc := range tests {
 		if tc.name == "OversizeIn" && !opt.OversizeIn {
@@ -224,6 +225,86 @@ func testWriteAfterClose(t *testing.T, p ports.Port, _ Peer) {
 	}
 	if err == nil && dropped != uint64(len(fs)) {
 		t.Fatalf("WriteFrames after Close: no error and %d of %d frames counted as dropped", dropped, len(fs))
+	}
+}
+
+// testTryWrite checks a ports.TryWriter's TryWriteFrames: it writes a
+// prefix at once, intact and in order, stops at a frame WriteFrames would
+// drop, counts nothing, and leaves the rest to WriteFrames, which sends it
+// after what TryWriteFrames wrote. After Close it writes nothing.
+func (s suite) testTryWrite(t *testing.T, p ports.Port, peer Peer) {
+	tw, ok := p.(ports.TryWriter)
+	if !ok {
+		t.Skip("not a ports.TryWriter")
+	}
+	// Datagram ports write directly only once a send has reached the peer.
+	same(t, "peer received", send(t, p, peer, [][]byte{testFrame(0, 60)}), [][]byte{testFrame(0, 60)})
+
+	const frames1, empty = 32, 16
+	var want [][]byte
+	fs := frames(t, frames1+1)
+	for i := range frames1 {
+		want = append(want, testFrame(i+1, s.sizes[i%len(s.sizes)]))
+	}
+	for i, f := range fs {
+		switch {
+		case i < empty:
+			f.SetLen(copy(f.Space(), want[i]))
+		case i == empty:
+			f.SetLen(0)
+		default:
+			f.SetLen(copy(f.Space(), want[i-1]))
+		}
+	}
+	type result struct {
+		got [][]byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var got [][]byte
+		for len(got) < len(want) {
+			b, err := peer.Recv(wait)
+			if err != nil {
+				done <- result{got, err}
+				return
+			}
+			got = append(got, b)
+		}
+		done <- result{got, nil}
+	}()
+	before := egressDrops(p.Counters())
+	n, cut := tw.TryWriteFrames(fs)
+	if n < 1 || n > empty {
+		t.Errorf("TryWriteFrames to an idle peer wrote %d frames; want 1 to %d, up to the empty one", n, empty)
+	}
+	if d := egressDrops(p.Counters()) - before; d != 0 {
+		t.Errorf("TryWriteFrames counted %d drops", d)
+	}
+	if cut {
+		if err := tw.Flush(); err != nil {
+			t.Errorf("Flush: %v", err)
+		}
+	}
+	if m, err := p.WriteFrames(fs[n:]); m != frames1-n || err != nil {
+		t.Errorf("WriteFrames of the %d frames left = %d, %v; want %d (all but the empty one)", len(fs)-n, m, err, frames1-n)
+	}
+	if d := egressDrops(p.Counters()) - before; d != 1 {
+		t.Errorf("%d drops counted; want 1, the empty frame", d)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("peer receive after %d frames: %v", len(r.got), r.err)
+	}
+	same(t, "peer received", r.got, want)
+
+	p.Close()
+	before = egressDrops(p.Counters())
+	if n, _ := tw.TryWriteFrames(fs[:1]); n != 0 {
+		t.Errorf("TryWriteFrames after Close wrote %d frames", n)
+	}
+	if d := egressDrops(p.Counters()) - before; d != 0 {
+		t.Errorf("TryWriteFrames after Close counted %d drops", d)
 	}
 }
 

@@ -167,9 +167,16 @@ type Device struct {
 		lastErrAt time.Time
 	}
 	writeFn func(fd uintptr) bool // d.write, bound once
+
+	// TryWriteFrames' state, shared with its RawConn callback.
+	try struct {
+		fs []*frame.Frame
+		n  int
+	}
+	tryFn func(fd uintptr) bool // d.tryWrite, bound once
 }
 
-var _ ports.Port = (*Device)(nil)
+var _ ports.TryWriter = (*Device)(nil)
 
 // A reader is ReadFrames' state, shared with its RawConn callback.
 type reader struct {
@@ -353,6 +360,7 @@ func setup(fd int, created bool, opt Options) (*Device, error) {
 	}
 	d.readFn = d.read
 	d.writeFn = d.write
+	d.tryFn = d.tryWrite
 	up := link.Attrs().Flags&net.FlagUp != 0
 	d.LinkUp.Store(up)
 	d.log.Info("port open", "port", label, "created", created, "persist", d.persist, "mtu", mtu, "up", up)
@@ -566,6 +574,45 @@ func (d *Device) write(fd uintptr) bool {
 		w.err = err
 		return true
 	}
+}
+
+// TryWriteFrames writes the longest prefix of fs the TAP takes now, one
+// write each, for the engine's direct writes (ports.TryWriter). It drops
+// and counts nothing: a runt, an oversize frame, an error or an interface
+// that is down end it, and WriteFrames deals with the rest.
+func (d *Device) TryWriteFrames(fs []*frame.Frame) (n int, cut bool) {
+	if d.closed.Load() || !d.LinkUp.Load() {
+		return 0, false
+	}
+	t := &d.try
+	t.fs, t.n = fs, 0
+	d.rc.Write(d.tryFn) // its error, the file's closing, leaves t.n at 0
+	n = t.n
+	t.fs = nil
+	return n, false
+}
+
+// Flush returns nil: a TAP write is never cut.
+func (d *Device) Flush() error { return nil }
+
+// tryWrite is the RawConn callback of TryWriteFrames: all of its frames
+// in one call, never waiting.
+func (d *Device) tryWrite(fd uintptr) bool {
+	t := &d.try
+	for ; t.n < len(t.fs); t.n++ {
+		b := t.fs[t.n].Bytes()
+		if len(b) < ethHeader || len(b) > d.maxOut {
+			break
+		}
+		_, err := unix.Write(int(fd), b)
+		for err == unix.EINTR {
+			_, err = unix.Write(int(fd), b)
+		}
+		if err != nil {
+			break
+		}
+	}
+	return true
 }
 
 // Close releases the TAP: a TAP that Open created without Persist

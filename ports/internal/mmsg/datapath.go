@@ -292,6 +292,29 @@ func (d *Datapath) WriteFrames(fs []*frame.Frame) (int, error) {
 	return sent, nil
 }
 
+// TryWriteFrames is ports.TryWriter's: it sends the longest prefix of fs
+// the socket takes now, one sendmmsg per BatchSize frames, and leaves to
+// WriteFrames whatever needs waiting, counting or a decision: a runt or an
+// oversize frame, a full socket, any error, and every frame until a send
+// has shown the peer there. A datagram is never cut.
+func (d *Datapath) TryWriteFrames(fs []*frame.Frame) (n int, cut bool) {
+	if d.closed.Load() || d.link != linkUp {
+		return 0, false
+	}
+	end := 0
+	for end < len(fs) {
+		if l := fs[end].Len(); l == 0 || l > d.maxOut {
+			break
+		}
+		end++
+	}
+	return d.w.TrySend(fs[:end]), false
+}
+
+// Flush is ports.TryWriter's: a datagram is never cut, so there is nothing
+// to finish.
+func (d *Datapath) Flush() error { return nil }
+
 // reconnect calls Connect. If that fails it drops n frames and reports
 // false, with an error unless the peer is simply absent.
 func (d *Datapath) reconnect(n int) (bool, error) {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/zswitch/zswitch/frame"
 	"golang.org/x/sys/unix"
 )
 
@@ -170,6 +171,7 @@ type Writer struct {
 	// Set by fn, read by Write.
 	off, end int
 	errno    syscall.Errno
+	nowait   bool // TryWrite: a full socket ends the call instead of parking
 
 	fn func(fd uintptr) bool // built once
 }
@@ -220,11 +222,38 @@ func (w *Writer) SetBuf(i int, b []byte) {
 // the netpoller. It returns how many were sent; if that is less than n, err
 // says why message sent failed (an unix.Errno, or the RawConn's error).
 func (w *Writer) Write(n int) (sent int, err error) {
+	return w.write(n, false)
+}
+
+// TryWrite is Write that never waits: it sends what the socket takes now
+// and stops at a full socket buffer (sent < n, err nil) as at an error.
+func (w *Writer) TryWrite(n int) (sent int, err error) {
+	return w.write(n, true)
+}
+
+// TrySend sends fs, one datagram each and BatchSize per sendmmsg, as far
+// as the socket takes them now (TryWrite), and returns how many it sent.
+func (w *Writer) TrySend(fs []*frame.Frame) (sent int) {
+	for sent < len(fs) {
+		k := min(len(fs)-sent, len(w.hdrs))
+		for j, f := range fs[sent : sent+k] {
+			w.SetBuf(j, f.Bytes())
+		}
+		m, err := w.TryWrite(k)
+		sent += m
+		if m < k || err != nil {
+			break
+		}
+	}
+	return sent
+}
+
+func (w *Writer) write(n int, nowait bool) (sent int, err error) {
 	n = min(n, len(w.hdrs))
 	if n <= 0 {
 		return 0, nil
 	}
-	w.off, w.end, w.errno = 0, n, 0
+	w.off, w.end, w.errno, w.nowait = 0, n, 0, nowait
 	err = w.rc.Write(w.fn)
 	clear(w.iovs[:n]) // keep no pointers into the caller's buffers
 	if err != nil {
@@ -246,7 +275,8 @@ func (w *Writer) send(fd uintptr) bool {
 			w.off += int(n)
 		case unix.EINTR:
 		case unix.EAGAIN:
-			return false // park until writable, then go on from w.off
+			// Park until writable, then go on from w.off; TryWrite stops.
+			return w.nowait
 		default:
 			w.errno = e
 			return true

@@ -172,6 +172,59 @@ func TestPartialSend(t *testing.T) {
 	}
 }
 
+// TestTryWriteStopsAtFullSocket: where Write parks (TestPartialSend),
+// TryWrite returns at once with what the receiver's queue took, in order,
+// and no error; the rest is for the next call.
+func TestTryWriteStopsAtFullSocket(t *testing.T) {
+	dir := t.TempDir()
+	a, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "a"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	pb := filepath.Join(dir, "b")
+	b, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: pb, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	to, _ := SockaddrUnix(pb)
+	const n = 200
+	w := NewWriter(rawConn(t, a), n, to)
+	for i := range n {
+		w.SetBuf(i, []byte(fmt.Sprint(i)))
+	}
+	sent, err := w.TryWrite(n)
+	if err != nil || sent == 0 || sent >= n {
+		t.Fatalf("TryWrite of %d to a receiver that does not read: %d, %v; want a part, no error", n, sent, err)
+	}
+	buf := make([]byte, 16)
+	b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	for i := 0; ; i++ {
+		m, err := b.Read(buf)
+		if err != nil {
+			if i != sent {
+				t.Fatalf("received %d datagrams, TryWrite said %d: %v", i, sent, err)
+			}
+			break
+		}
+		if got := string(buf[:m]); got != fmt.Sprint(i) {
+			t.Fatalf("datagram %d is %q", i, got)
+		}
+	}
+	// Drained, the queue takes more: TryWrite goes on from where it stopped.
+	for i := range n - sent {
+		w.SetBuf(i, []byte(fmt.Sprint(sent+i)))
+	}
+	if more, err := w.TryWrite(1); more != 1 || err != nil {
+		t.Fatalf("TryWrite after the receiver drained: %d, %v", more, err)
+	}
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if m, err := b.Read(buf); err != nil || string(buf[:m]) != fmt.Sprint(sent) {
+		t.Fatalf("next datagram %q, %v; want %d", buf[:m], err, sent)
+	}
+}
+
 func TestWriteErrorStopsAtFailingMessage(t *testing.T) {
 	dir := t.TempDir()
 	a, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "a"), Net: "unixgram"})
@@ -187,6 +240,9 @@ func TestWriteErrorStopsAtFailingMessage(t *testing.T) {
 	sent, err := w.Write(4)
 	if sent != 0 || !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("Write to a missing path: %d, %v; want 0, ENOENT", sent, err)
+	}
+	if sent, err := w.TryWrite(4); sent != 0 || !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("TryWrite to a missing path: %d, %v; want 0, ENOENT", sent, err)
 	}
 }
 
