@@ -576,16 +576,24 @@ func (d *Device) write(fd uintptr) bool {
 	}
 }
 
-// TryWriteFrames writes the longest prefix of fs the TAP takes now, one
-// write each, for the engine's direct writes (ports.TryWriter). It drops
-// and counts nothing: a runt, an oversize frame, an error or an interface
-// that is down end it, and WriteFrames deals with the rest.
+// tryMax is the most frames TryWriteFrames writes. Each costs a system
+// call in which the kernel also delivers the frame; a reader that wrote
+// a whole batch itself would stop reading for that long, while the port's
+// own writer can write the rest on the other CPU. Small batches, where
+// the saved hand-off matters most, go out whole.
+const tryMax = 4
+
+// TryWriteFrames writes a prefix of fs, at most tryMax frames, that the
+// TAP takes now, one write each, for the engine's direct writes
+// (ports.TryWriter). It drops and counts nothing: a runt, an oversize
+// frame, an error or an interface that is down end it, and WriteFrames
+// deals with the rest.
 func (d *Device) TryWriteFrames(fs []*frame.Frame) (n int, cut bool) {
 	if d.closed.Load() || !d.LinkUp.Load() {
 		return 0, false
 	}
 	t := &d.try
-	t.fs, t.n = fs, 0
+	t.fs, t.n = fs[:min(len(fs), tryMax)], 0
 	d.rc.Write(d.tryFn) // its error, the file's closing, leaves t.n at 0
 	n = t.n
 	t.fs = nil
