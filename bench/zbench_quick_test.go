@@ -12,8 +12,9 @@ import (
 )
 
 // TestZbenchQuick runs the harness of bench/cmd/zbench in its quick mode
-// (zswitch over a unix stream socket and over unix datagram ports, and
-// the no-switch baseline; small counts; no root needed) so the harness
+// (zswitch over a unix stream socket, the same with backpressure=on, over
+// unix datagram ports, and the no-switch baseline; small counts; no root
+// needed) so the harness
 // cannot rot. It checks the harness, not the speed: every workload ran,
 // every frame intact and in order, nothing lost where the transport
 // pushes back, the MAC table filled, no allocations per frame in the
@@ -32,8 +33,8 @@ func TestZbenchQuick(t *testing.T) {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	t.Log("\n" + log.String() + "\n" + rep.Markdown())
-	if len(rep.Peers) != 3 {
-		t.Fatalf("quick mode ran %d peers, want 3 (baseline, zswitch, zswitch dgram unix)", len(rep.Peers))
+	if len(rep.Peers) != 4 {
+		t.Fatalf("quick mode ran %d peers, want 4 (baseline, zswitch, zswitch with backpressure, zswitch dgram unix)", len(rep.Peers))
 	}
 	for _, p := range rep.Peers {
 		if p.Skipped != "" {
@@ -72,6 +73,9 @@ func TestZbenchQuick(t *testing.T) {
 			}
 			if strings.HasPrefix(p.Name, "no switch") && w != zbench.WRTT && s.LossPct != 0 {
 				t.Errorf("baseline %s lost %.2f%%: a socketpair cannot lose", w, s.LossPct)
+			}
+			if p.Name == "zswitch (backpressure)" && w != zbench.WRTT && s.LossPct != 0 {
+				t.Errorf("zswitch with backpressure=on lost %.2f%% in %s: its senders should have waited", s.LossPct, w)
 			}
 		}
 	}

@@ -93,6 +93,8 @@ func TestConfigErrors(t *testing.T) {
 		{"ports: ['tap:zs0,trunk=1,2']", `option "2": want key=value`},
 		{"ports: ['tap:zs0,trunk=7-3']", `option trunk: VLAN range "7-3" runs backwards`},
 		{"ports: ['tap:zs0,native=none,trunk=all,storm-burst=5']", `option storm-burst: needs storm=RATE`},
+		{"ports: ['tap:zs0,backpressure=2s']", `option backpressure: 2s is over the limit of 1s a sender may wait`},
+		{"ports: ['tap:zs0,backpressure=soon']", `option backpressure: "soon" is not a positive duration like 500ms or 2s`},
 		{"ports: ['tap:zs0,sticky=maybe']", `option sticky: "maybe" is not true or false`},
 		{"ports: ['wpan-pipe:/tmp/x,vlan=5']", `option "vlan": unknown for wpan-pipe`},
 		{"switch: {static: [{mac: zz, port: a}]}", `switch.static[0].mac: invalid MAC address "zz"`},

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
 	engine "github.com/zswitch/zswitch/switch"
 )
@@ -13,7 +14,7 @@ import (
 // switchingKeys are options every Ethernet port kind takes: its VLANs and
 // port security (engine.PortConfig). VLAN lists join with "+" because
 // commas separate options: trunk=100+200+300-310.
-var switchingKeys = []string{"vlan", "trunk", "native", "mac-limit", "sticky", "isolated", "storm", "storm-burst"}
+var switchingKeys = []string{"vlan", "trunk", "native", "mac-limit", "sticky", "isolated", "storm", "storm-burst", "backpressure"}
 
 // PortConfig returns the engine's config for a parsed Ethernet spec: its
 // VLANs, port security and link impairments.
@@ -62,6 +63,9 @@ func PortConfig(sp Spec) (engine.PortConfig, error) {
 	if c.StormBurst > 0 && c.StormPPS == 0 {
 		errs = append(errs, errors.New("option storm-burst: needs storm=RATE"))
 	}
+	if c.Backpressure, err = backpressureOption(sp); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Sticky, err = boolOption(sp, "sticky"); err != nil {
 		errs = append(errs, err)
 	}
@@ -77,6 +81,27 @@ func PortConfig(sp Spec) (engine.PortConfig, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// DefaultBackpressure is what backpressure=on waits: long enough for a
+// slow peer that still reads, short enough to drop for one that stopped.
+const DefaultBackpressure = 100 * time.Millisecond
+
+// backpressureOption reads backpressure=DURATION (how long a sender may
+// wait for room in the port's queue), on for DefaultBackpressure, and off,
+// false or 0 for none.
+func backpressureOption(sp Spec) (time.Duration, error) {
+	switch sp.Options["backpressure"] {
+	case "", "off", "false", "0":
+		return 0, nil
+	case "on", "true":
+		return DefaultBackpressure, nil
+	}
+	d, err := durationOption(sp, "backpressure", 0)
+	if err == nil && d > engine.MaxBackpressure {
+		err = fmt.Errorf("option backpressure: %v is over the limit of %v a sender may wait", d, engine.MaxBackpressure)
+	}
+	return d, err
 }
 
 // boolOption reads true/false (and the usual spellings) or false when absent.

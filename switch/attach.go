@@ -51,6 +51,7 @@ func (e *Engine) AttachWith(name, kind string, p ports.Port, c PortConfig) (*Por
 		p: p, stats: p.Counters(),
 		queue:      make(chan *batch, e.cfg.QueueLen),
 		closing:    make(chan struct{}),
+		room:       make(chan struct{}, 1),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}

@@ -10,8 +10,10 @@
 // ports is shared by reference count, never copied. Finished batches go to
 // each egress port's queue with a non-blocking send: a full queue drops the
 // batch and counts it (queue_full), so a slow or stuck port only ever backs
-// up its own queue. The egress goroutine writes whole batches with
-// WriteFrames and returns the frames to the pool after their last reference.
+// up its own queue; a port with backpressure makes its senders wait for
+// room instead, for a bounded time (backpressure.go). The egress goroutine
+// writes whole batches with WriteFrames and returns the frames to the pool
+// after their last reference.
 //
 // Direct writes: when the egress port's queue is empty, its writer idle
 // (a TryLock on its writer lock) and its port a ports.TryWriter, the

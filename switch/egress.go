@@ -73,6 +73,7 @@ func (e *Engine) egress(p *Port) {
 			w.write(e.egressVLAN(p, out, &w.rel))
 		}
 		p.queued.Add(-taken)
+		p.roomFreed()
 		out = out[:0]
 	}
 }

@@ -61,6 +61,8 @@ type forwarder struct {
 	rx      int64    // when the batch being forwarded was read
 	rel     releaser
 
+	roomTimer *time.Timer // waitRoom's, made on first use
+
 	stormTAT int64 // storm control: when the bucket is next empty (GCRA), in monotonic ns
 }
 
@@ -308,18 +310,32 @@ func (fw *forwarder) direct(q *Port, b *batch) *batch {
 	return nil
 }
 
-// queue queues b to q without blocking, or drops it whole when q is full.
+// queue queues b to q without blocking, or drops it whole when q is full;
+// if q has backpressure it waits for room first, up to q's limit.
 func (fw *forwarder) queue(q *Port, b *batch) {
 	n := int64(b.n)
-	if d := q.queued.Add(n); d <= int64(fw.e.cfg.QueueLen) {
-		select {
-		case q.queue <- b:
-			q.noteDepth(d)
-			return
-		default:
+	var deadline int64
+	for {
+		if d := q.queued.Add(n); d <= int64(fw.e.cfg.QueueLen) {
+			select {
+			case q.queue <- b:
+				q.noteDepth(d)
+				return
+			default:
+			}
+		}
+		q.queued.Add(-n)
+		if deadline == 0 {
+			wait := q.policy.Load().backpressure
+			if wait == 0 {
+				break
+			}
+			deadline = monotonic() + wait
+		}
+		if !fw.waitRoom(q, n, deadline) {
+			break
 		}
 	}
-	q.queued.Add(-n)
 	q.stats.EgressDrops[ports.DropQueueFull].Add(uint64(n))
 	fw.rel.release(b.fs[:b.n])
 	fw.e.batches.put(b)

@@ -29,6 +29,10 @@ type Port struct {
 	queued    atomic.Int64 // frames in queue
 	highWater atomic.Int64 // most frames ever in queue
 
+	// Senders waiting for room in queue (backpressure.go).
+	roomWaiters atomic.Int32
+	room        chan struct{} // wake-up tokens from the egress goroutine
+
 	// tw is p as a ports.TryWriter, nil if it is not one. wmu serialises
 	// its writing methods: the egress goroutine holds it around each write,
 	// ingress goroutines writing directly (fast path) only take it with
@@ -63,6 +67,11 @@ func (p *Port) Stats() *ports.Stats { return p.stats }
 
 // Queue returns the frames waiting in the egress queue and the most ever.
 func (p *Port) Queue() (depth, highWater int64) { return p.queued.Load(), p.highWater.Load() }
+
+// DirectWrites is how many of the frames written to the port (TxFrames)
+// the receiving port's goroutine wrote itself, without the queue hop
+// (forwarder.direct).
+func (p *Port) DirectWrites() uint64 { return p.direct.Load() }
 
 // Latency returns the port's forwarding-latency histogram.
 func (p *Port) Latency() LatencySnapshot { return p.latency.Snapshot() }

@@ -38,6 +38,13 @@ type PortConfig struct {
 	StormPPS   int `json:"storm_pps,omitempty"`
 	StormBurst int `json:"storm_burst,omitempty"`
 
+	// Backpressure makes senders wait, up to this long per batch, for room
+	// in the port's egress queue instead of dropping at once (queue_full):
+	// a lossless port that slows its senders down to its own pace. 0: off.
+	// At most MaxBackpressure, so a port that stops reading cannot stall
+	// the others for long.
+	Backpressure time.Duration `json:"backpressure,omitempty"`
+
 	// Impair is the port's link impairments (impairment.go); not part of
 	// the datapath policy, but applied with it.
 	Impair impair.Link `json:"impair,omitzero"`
@@ -54,6 +61,8 @@ type policy struct {
 
 	stormInterval  int64 // ns between broadcast/multicast frames; 0 = off
 	stormTolerance int64 // how far ahead of time a burst may run, in ns
+
+	backpressure int64 // ns a sender may wait for room in the queue; 0 = off
 }
 
 // Validate checks the fields against each other; errors name the field.
@@ -83,6 +92,9 @@ func (c PortConfig) Validate() error {
 	if c.StormBurst > 0 && c.StormPPS == 0 {
 		errs = append(errs, errors.New("storm_burst: set without storm_pps"))
 	}
+	if c.Backpressure < 0 || c.Backpressure > MaxBackpressure {
+		errs = append(errs, fmt.Errorf("backpressure: %v out of range 0..%v", c.Backpressure, MaxBackpressure))
+	}
 	if err := c.Impair.In.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("impairment in: %w", err))
 	}
@@ -109,7 +121,7 @@ func compilePolicy(c PortConfig) (*policy, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	p := &policy{cfg: c, pvid: c.PVID(), isolated: c.Isolated}
+	p := &policy{cfg: c, pvid: c.PVID(), isolated: c.Isolated, backpressure: int64(c.Backpressure)}
 	switch {
 	case c.Access != 0:
 		p.member.Add(c.Access)
@@ -197,6 +209,9 @@ func (c PortConfig) String() string {
 	}
 	if c.StormPPS > 0 {
 		s += fmt.Sprintf(", storm %d/s", c.StormPPS)
+	}
+	if c.Backpressure > 0 {
+		s += fmt.Sprintf(", backpressure %v", c.Backpressure)
 	}
 	if !c.Impair.In.IsZero() {
 		s += ", in: " + c.Impair.In.String()

@@ -47,7 +47,8 @@ func runSwitch(args []string, stdout, stderr io.Writer, stop <-chan struct{}) er
 			fmt.Fprintf(stderr, "  %s\n", l)
 		}
 		fmt.Fprintf(stderr, "\nEthernet kinds also take VLAN and port-security options: vlan=ID, trunk=100+200, native=ID|none,\n"+
-			"mac-limit=N, sticky=true, isolated=true, storm=PPS, storm-burst=N.\n"+
+			"mac-limit=N, sticky=true, isolated=true, storm=PPS, storm-burst=N; and backpressure=DURATION\n"+
+			"(senders wait up to DURATION, at most 1s, for room in the port's queue instead of dropping).\n"+
 			"Every kind takes link impairments, for both directions or prefixed in./out.: delay=50ms, jitter=5ms,\n"+
 			"dist=uniform|normal, loss=1%%, loss-burst=N, ge-p/ge-r/ge-bad/ge-good, duplicate=1%%, reorder=5%%,\n"+
 			"corrupt=0.1%%, corrupt-from=BYTES, rate=1mbit, burst=32kb, limit=FRAMES, seed=N.\n")

@@ -122,6 +122,7 @@ var factories = []peerFactory{
 	{"no switch (socketpair)", true, startBaseline},
 	{"zswitch", true, func(dir string) (*peer, error) { return startZswitch(dir, zsUnix) }},
 	{"zswitch (TCP)", false, func(dir string) (*peer, error) { return startZswitch(dir, zsTCP) }},
+	{"zswitch (backpressure)", true, func(dir string) (*peer, error) { return startZswitch(dir, zsUnixBP) }},
 	{"zswitch (dgram unix)", true, func(dir string) (*peer, error) { return startZswitch(dir, zsDgramUnix) }},
 	{"zswitch (dgram UDP)", false, func(dir string) (*peer, error) { return startZswitch(dir, zsDgramUDP) }},
 	{"zswitch (TAP)", false, func(dir string) (*peer, error) { return startZswitch(dir, zsTAP) }},

@@ -167,6 +167,7 @@ func peerColor(name string) string {
 		"no switch (socketpair)":     "#9e9e9e",
 		"zswitch":                    "#0b4f9c",
 		"zswitch (TCP)":              "#2c74c4",
+		"zswitch (backpressure)":     "#1d3f6e",
 		"zswitch (dgram unix)":       "#4f94d9",
 		"zswitch (dgram UDP)":        "#7bb3e6",
 		"zswitch (TAP)":              "#a9cdf0",

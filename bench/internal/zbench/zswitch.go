@@ -23,6 +23,7 @@ type zsTransport string
 const (
 	zsUnix      zsTransport = "unix"       // stream-listen on a unix socket, one QEMU stream client per endpoint
 	zsTCP       zsTransport = "tcp"        // the same on 127.0.0.1
+	zsUnixBP    zsTransport = "unix-bp"    // zsUnix with backpressure=on: senders wait for a slow receiver
 	zsDgramUnix zsTransport = "dgram-unix" // one dgram:unix port per endpoint (QEMU -netdev dgram, unix)
 	zsDgramUDP  zsTransport = "dgram-udp"  // one dgram:udp port per endpoint on 127.0.0.1
 	zsTAP       zsTransport = "tap"        // one tap: port per endpoint; the generator is the TAP's kernel side
@@ -80,16 +81,20 @@ func startZswitch(dir string, tr zsTransport) (*peer, error) {
 	args := []string{"run", "--config", conf, "--control", ctl, "--log-level", "warn"}
 	var listen string // stream: where endpoints connect
 	switch tr {
-	case zsUnix:
+	case zsUnix, zsUnixBP:
 		listen = filepath.Join(d, "lab.sock")
 	case zsTCP:
 		if listen, err = freePort("tcp"); err != nil {
 			return nil, err
 		}
 	}
-	network := map[zsTransport]string{zsUnix: "unix", zsTCP: "tcp"}[tr]
+	network := map[zsTransport]string{zsUnix: "unix", zsUnixBP: "unix", zsTCP: "tcp"}[tr]
 	if listen != "" {
-		args = append(args, "--port", "stream-listen:"+network+":"+listen+",name=lab")
+		spec := "stream-listen:" + network + ":" + listen + ",name=lab"
+		if tr == zsUnixBP {
+			spec += ",backpressure=on"
+		}
+		args = append(args, "--port", spec)
 	} else {
 		// zswitch wants a port to start with; nothing connects here.
 		args = append(args, "--port", "stream-listen:unix:"+filepath.Join(d, "unused.sock")+",name=unused")
@@ -128,6 +133,8 @@ func startZswitch(dir string, tr zsTransport) (*peer, error) {
 		p.Note = "QEMU stream clients on a unix socket (stream-listen), one port per connection"
 	case zsTCP:
 		p.Note = "QEMU stream over TCP on 127.0.0.1 (Nagle off)"
+	case zsUnixBP:
+		p.Note = "as zswitch (unix stream), with backpressure=on: a sender waits up to 100 ms per batch for room at a slow receiver instead of being dropped"
 	case zsDgramUnix:
 		p.Note = "one dgram:unix port per endpoint (QEMU -netdev dgram with unix sockets); the generator sends with sendmmsg on a connected socket and receives with recvmmsg; net.unix.max_dgram_qlen is the host's (10 here): a sender waits when 10 datagrams queue at the receiver"
 	case zsDgramUDP:
@@ -167,7 +174,7 @@ type zsAttach struct {
 func (z *zsAttach) endpoint(i int) (*endpoint, error) {
 	mac, name := macOf(i), epName(i)
 	switch z.tr {
-	case zsUnix, zsTCP:
+	case zsUnix, zsUnixBP, zsTCP:
 		c, err := dialRetry(z.network, z.listen, 5*time.Second)
 		if err != nil {
 			return nil, fmt.Errorf("dial zswitch: %w", err)
@@ -211,7 +218,7 @@ func (z *zsAttach) endpoint(i int) (*endpoint, error) {
 
 func (z *zsAttach) idlePort(i int) (io.Closer, error) {
 	switch z.tr {
-	case zsUnix, zsTCP:
+	case zsUnix, zsUnixBP, zsTCP:
 		return dialRetry(z.network, z.listen, 5*time.Second)
 	case zsDgramUnix, zsDgramUDP:
 		rx, tx, detach, err := z.dgramPort("i", i, false)
