@@ -97,6 +97,7 @@ type PortInfo struct {
 	DropsOut     map[string]uint64 `json:"drops_out,omitempty"` // at egress, by reason
 	QueueDepth   int64             `json:"queue_depth"`
 	QueueHigh    int64             `json:"queue_high_water"`
+	TxDirect     uint64            `json:"tx_direct,omitempty"` // of tx_frames, written by the receiving port's goroutine (no queue hop)
 	MACs         int               `json:"macs,omitempty"`      // learned on the port
 	MACMoves     uint64            `json:"mac_moves,omitempty"` // MACs that moved here from another port
 

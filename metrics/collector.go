@@ -47,7 +47,7 @@ type collector struct {
 	rxFrames, rxBytes, txFrames, txBytes *prometheus.Desc
 	drops, errors, linkUp                *prometheus.Desc
 	connects, disconnects                *prometheus.Desc
-	queue, highWater                     *prometheus.Desc
+	queue, highWater, txDirect           *prometheus.Desc
 	flooded, learnRefused                *prometheus.Desc
 	latency                              *prometheus.Desc
 	macMoves, duplicated, macs           *prometheus.Desc
@@ -89,6 +89,7 @@ func NewCollector(e *engine.Engine, media map[string]*medium.Medium, info BuildI
 		disconnects:  port("disconnects_total", "Times the port's peer went away."),
 		queue:        port("queue_frames", "Frames waiting in the port's egress queue."),
 		highWater:    port("queue_high_water_frames", "The most frames ever waiting in the port's egress queue."),
+		txDirect:     port("tx_direct_frames_total", "Of tx_frames_total, the frames the receiving port's goroutine wrote itself because this port's queue was empty and its writer idle (no queue hop)."),
 		latency:      port("forward_latency_seconds", "Time from a frame's ingress read to its egress write on this port, queueing included; sampled once per egress write."),
 		flooded:      port("flooded_frames_total", "Received frames sent to every other port (broadcast, multicast, unknown unicast)."),
 		learnRefused: port("learn_refused_total", "Source MACs not learned: table full or port limit reached."),
@@ -126,7 +127,7 @@ func NewCollector(e *engine.Engine, media map[string]*medium.Medium, info BuildI
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.rxFrames, c.rxBytes, c.txFrames, c.txBytes, c.drops, c.errors, c.linkUp,
-		c.connects, c.disconnects, c.queue, c.highWater, c.flooded, c.learnRefused, c.latency,
+		c.connects, c.disconnects, c.queue, c.highWater, c.txDirect, c.flooded, c.learnRefused, c.latency,
 		c.macMoves, c.duplicated, c.macs, c.portConfig,
 		c.impairFrames, c.impairHeld, c.impairInfo, c.impairDelay, c.impairLoss, c.impairRate,
 		c.fdbEntries, c.fdbStatic, c.fdbMax, c.fdbLearned, c.fdbMoved, c.fdbAged, c.fdbRefuse,
@@ -143,6 +144,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		c.collectPort(ch, p.Stats(), depth, hw, p.Name, p.Kind, SegmentEthernet)
 		c.collectLatency(ch, p.Latency(), p.Name, p.Kind, SegmentEthernet)
 		c.collectPortConfig(ch, p)
+		counter(ch, c.txDirect, p.DirectWrites(), p.Name, p.Kind, SegmentEthernet)
 		in, out := p.Impairment()
 		st := p.ImpairmentStats()
 		c.collectImpairment(ch, "in", in, st.In, p.Name, p.Kind, SegmentEthernet)

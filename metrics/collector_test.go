@@ -149,6 +149,7 @@ zswitch_build_info{goversion="go1.26.8",version="v1.2.3"} 1
 		{"zswitch_port_tx_frames_total", map[string]string{"port": "y"}, 1},
 		{"zswitch_port_queue_high_water_frames", map[string]string{"port": "b"}, 1},
 		{"zswitch_port_queue_frames", map[string]string{"port": "b"}, 0},
+		{"zswitch_port_tx_direct_frames_total", map[string]string{"port": "b"}, 0}, // mem ports are no TryWriters
 		{"zswitch_fdb_max_entries", nil, 65536},
 		{"zswitch_port_config_info", map[string]string{"port": "a", "vlan_mode": "trunk", "pvid": "1", "isolated": "false"}, 1},
 		{"zswitch_fdb_security_refused_total", map[string]string{"reason": "mac_limit"}, 0},
@@ -162,8 +163,8 @@ zswitch_build_info{goversion="go1.26.8",version="v1.2.3"} 1
 	if free, ok := value(mfs, "zswitch_pool_free_slots", nil); !ok || free <= 0 {
 		t.Errorf("zswitch_pool_free_slots = %v, %v", free, ok)
 	}
-	if names := len(mfs); names != 31 {
-		t.Errorf("%d metric families, want 31", names)
+	if names := len(mfs); names != 32 {
+		t.Errorf("%d metric families, want 32", names)
 	}
 
 	// A port that leaves disappears.

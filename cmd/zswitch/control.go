@@ -105,6 +105,7 @@ func (c *controlSwitch) Ports() []control.PortInfo {
 		}
 		fillCounters(&pi, p.Stats())
 		pi.QueueDepth, pi.QueueHigh = p.Queue()
+		pi.TxDirect = p.DirectWrites()
 		pi.MACs, pi.MACMoves = c.e.FDB().PortCount(p.ID), p.Stats().MACMoves.Load()
 		pi.Config = p.Config().String()
 		if sp, ok := c.liveSpecLocked(p.Name); ok {

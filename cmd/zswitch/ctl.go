@@ -306,6 +306,9 @@ func printPort(w io.Writer, p control.PortInfo) {
 	}
 	row("rx", "%d frames, %d bytes", p.RxFrames, p.RxBytes)
 	row("tx", "%d frames, %d bytes", p.TxFrames, p.TxBytes)
+	if p.TxDirect > 0 {
+		row("tx direct", "%d frames (written without the queue hop)", p.TxDirect)
+	}
 	row("forwarded", "%d (flooded %d)", p.Forwarded, p.Flooded)
 	row("rx invalid", "%d", p.RxInvalid)
 	row("errors", "%d", p.Errors)
