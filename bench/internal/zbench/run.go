@@ -121,6 +121,9 @@ func Run(opt Options) (*Report, error) {
 	}
 	defer os.RemoveAll(dir)
 	if opt.ZswitchBin != "" {
+		if _, err := os.Stat(opt.ZswitchBin); err != nil {
+			return nil, fmt.Errorf("-zswitch: %w", err)
+		}
 		zswitchMu.Lock()
 		zswitchBin = opt.ZswitchBin
 		zswitchMu.Unlock()

@@ -39,12 +39,16 @@ var (
 )
 
 // buildZswitch builds ./cmd/zswitch from the working tree (uncommitted
-// changes included) into dir, once per process.
+// changes included) into dir, once per process (again if a later run
+// finds the earlier run's directory removed).
 func buildZswitch(dir string) (string, error) {
 	zswitchMu.Lock()
 	defer zswitchMu.Unlock()
 	if zswitchBin != "" {
-		return zswitchBin, nil
+		if _, err := os.Stat(zswitchBin); err == nil {
+			return zswitchBin, nil
+		}
+		// Built into an earlier run's directory, which is gone: build again.
 	}
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
