@@ -97,7 +97,7 @@ func NewCollector(e *engine.Engine, media map[string]*medium.Medium, info BuildI
 		duplicated:   port("duplicated_frames_total", "Extra frame copies made by the port's link impairment, by direction.", "direction"),
 		macs:         port("macs", "MACs learned on the port (dynamic and sticky)."),
 		portConfig:   port("config_info", "Always 1; the labels give the port's VLAN mode (access or trunk), PVID and security flags.", "vlan_mode", "pvid", "isolated", "mac_limit"),
-		impairFrames: port("impairment_frames_total", "Frames through the port's link impairment, by direction (in: from the peer, out: to it) and event: pushed (entered), lost, overflowed (over its queue limit), duplicated (extra copies), corrupted, reordered.", "direction", "event"),
+		impairFrames: port("impairment_frames_total", "Frames through the port's link impairment, by direction (in: from the peer, out: to it) and event: pushed (entered), lost, overflowed (over its queue limit), duplicated (extra copies), corrupted, corrupt_skipped (chosen for corruption but delivered intact: no pool slot for a private copy of a shared frame), reordered.", "direction", "event"),
 		impairHeld:   port("impairment_held_frames", "Frames the port's link impairment holds now: delayed or waiting for its rate.", "direction"),
 		impairInfo:   port("impairment_info", "Always 1 for each impaired direction; config is the impairment in spec keys (delay=50ms jitter=5ms loss=0.01 …).", "direction", "config"),
 		impairDelay:  port("impairment_delay_seconds", "The configured delay of the port's link impairment (jitter aside).", "direction"),
@@ -244,7 +244,7 @@ func (c *collector) collectImpairment(ch chan<- prometheus.Metric, dir string, c
 		v     uint64
 	}{
 		{"pushed", st.In}, {"lost", st.Lost}, {"overflowed", st.Overflowed}, {"duplicated", st.Duplicated},
-		{"corrupted", st.Corrupted}, {"reordered", st.Reordered},
+		{"corrupted", st.Corrupted}, {"corrupt_skipped", st.CorruptSkipped}, {"reordered", st.Reordered},
 	} {
 		counter(ch, c.impairFrames, e.v, name, kind, seg, dir, e.event)
 	}

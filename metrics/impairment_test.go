@@ -48,6 +48,7 @@ func TestMetricsImpairment(t *testing.T) {
 	}{
 		{"zswitch_port_impairment_frames_total", map[string]string{"port": "b", "direction": "out", "event": "pushed"}, n},
 		{"zswitch_port_impairment_frames_total", map[string]string{"port": "b", "direction": "out", "event": "lost"}, float64(st.Lost)},
+		{"zswitch_port_impairment_frames_total", map[string]string{"port": "b", "direction": "out", "event": "corrupt_skipped"}, 0},
 		{"zswitch_port_drops_total", map[string]string{"port": "b", "direction": "out", "reason": "link_loss"}, float64(st.Lost)},
 		{"zswitch_port_impairment_loss_ratio", map[string]string{"port": "b", "direction": "out"}, 0.5},
 		{"zswitch_port_impairment_info", map[string]string{"port": "b", "direction": "out", "config": "loss=50% seed=3"}, 1},
@@ -61,8 +62,8 @@ func TestMetricsImpairment(t *testing.T) {
 			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
-	// Only b's and y's "out" directions are impaired: 6 events each.
-	if got, err := testutil.GatherAndCount(reg, "zswitch_port_impairment_frames_total"); err != nil || got != 12 {
-		t.Errorf("impairment series: %d, %v; want 12", got, err)
+	// Only b's and y's "out" directions are impaired: 7 events each.
+	if got, err := testutil.GatherAndCount(reg, "zswitch_port_impairment_frames_total"); err != nil || got != 14 {
+		t.Errorf("impairment series: %d, %v; want 14", got, err)
 	}
 }
