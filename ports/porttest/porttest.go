@@ -256,23 +256,7 @@ func (s suite) testTryWrite(t *testing.T, p ports.Port, peer Peer) {
 			f.SetLen(copy(f.Space(), want[i-1]))
 		}
 	}
-	type result struct {
-		got [][]byte
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		var got [][]byte
-		for len(got) < len(want) {
-			b, err := peer.Recv(wait)
-			if err != nil {
-				done <- result{got, err}
-				return
-			}
-			got = append(got, b)
-		}
-		done <- result{got, nil}
-	}()
+	done := peerReceives(peer, len(want))
 	before := egressDrops(p.Counters())
 	n, cut := tw.TryWriteFrames(fs)
 	if n < 1 || n > empty {
@@ -399,27 +383,36 @@ func receive(t *testing.T, p ports.Port, peer Peer, want [][]byte, batch int) []
 	}
 }
 
-// send writes want with one WriteFrames call while the peer receives, and
-// returns what the peer received.
-func send(t *testing.T, p ports.Port, peer Peer, want [][]byte) [][]byte {
-	t.Helper()
-	type result struct {
-		got [][]byte
-		err error
-	}
-	done := make(chan result, 1)
+// received is what a peer received, and the error that stopped it early.
+type received struct {
+	got [][]byte
+	err error
+}
+
+// peerReceives has peer receive n frames in the background, each within
+// wait, and delivers them, or those it got before an error.
+func peerReceives(peer Peer, n int) <-chan received {
+	done := make(chan received, 1)
 	go func() {
 		var got [][]byte
-		for len(got) < len(want) {
+		for len(got) < n {
 			b, err := peer.Recv(wait)
 			if err != nil {
-				done <- result{got, err}
+				done <- received{got, err}
 				return
 			}
 			got = append(got, b)
 		}
-		done <- result{got, nil}
+		done <- received{got, nil}
 	}()
+	return done
+}
+
+// send writes want with one WriteFrames call while the peer receives, and
+// returns what the peer received.
+func send(t *testing.T, p ports.Port, peer Peer, want [][]byte) [][]byte {
+	t.Helper()
+	done := peerReceives(peer, len(want))
 	fs := frames(t, len(want))
 	for i, f := range fs {
 		f.SetLen(copy(f.Space(), want[i]))

@@ -114,26 +114,33 @@ func TestTruncatedIsFlagged(t *testing.T) {
 	}
 }
 
-// TestPartialSend sends more datagrams than a unix datagram receiver queues
-// (net.unix.max_dgram_qlen, 10 by default): sendmmsg stops early, the Writer
-// parks and resumes, and every datagram arrives once, in order.
-func TestPartialSend(t *testing.T) {
+// unixgramPair binds two unix datagram sockets and returns them and b's
+// raw address, to send to from a.
+func unixgramPair(t *testing.T) (a, b *net.UnixConn, to []byte) {
+	t.Helper()
 	dir := t.TempDir()
 	pa, pb := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	a, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: pa, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
-	b, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: pb, Net: "unixgram"})
+	t.Cleanup(func() { a.Close() })
+	b, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: pb, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	to, err := SockaddrUnix(pb)
-	if err != nil {
+	t.Cleanup(func() { b.Close() })
+	if to, err = SockaddrUnix(pb); err != nil {
 		t.Fatal(err)
 	}
+	return a, b, to
+}
+
+// TestPartialSend sends more datagrams than a unix datagram receiver queues
+// (net.unix.max_dgram_qlen, 10 by default): sendmmsg stops early, the Writer
+// parks and resumes, and every datagram arrives once, in order.
+func TestPartialSend(t *testing.T) {
+	a, b, to := unixgramPair(t)
 	const n = 200
 	w := NewWriter(rawConn(t, a), n, to)
 	for i := range n {
@@ -176,19 +183,7 @@ func TestPartialSend(t *testing.T) {
 // TryWrite returns at once with what the receiver's queue took, in order,
 // and no error; the rest is for the next call.
 func TestTryWriteStopsAtFullSocket(t *testing.T) {
-	dir := t.TempDir()
-	a, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "a"), Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	pb := filepath.Join(dir, "b")
-	b, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: pb, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	to, _ := SockaddrUnix(pb)
+	a, b, to := unixgramPair(t)
 	const n = 200
 	w := NewWriter(rawConn(t, a), n, to)
 	for i := range n {
