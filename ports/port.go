@@ -65,7 +65,9 @@ type TryWriter interface {
 	Port
 
 	// TryWriteFrames writes the longest prefix of fs the endpoint takes at
-	// once, without waiting, and returns its length n. It keeps fs's order
+	// once, without waiting, and returns its length n; a port whose writes
+	// are costly may stop earlier and leave the rest to its own writer (a
+	// TAP writes at most a few frames). It keeps fs's order
 	// and drops and counts nothing: whatever it cannot do now (the endpoint
 	// is full or gone, a frame WriteFrames would drop, an error, the port
 	// still finishing an earlier frame) it leaves, fs[n:], for WriteFrames.
