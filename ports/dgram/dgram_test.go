@@ -619,10 +619,7 @@ func TestZeroAllocs(t *testing.T) {
 			for i, f := range out {
 				setFrame(f, ethFrame(i, 100))
 			}
-			allocs := testing.AllocsPerRun(200, func() {
-				if n, err := a.WriteFrames(out); n != len(out) || err != nil {
-					t.Fatalf("WriteFrames: %d, %v", n, err)
-				}
+			readAll := func() {
 				for got := 0; got < len(out); {
 					n, err := b.ReadFrames(in[:len(out)-got])
 					if err != nil {
@@ -630,9 +627,25 @@ func TestZeroAllocs(t *testing.T) {
 					}
 					got += n
 				}
+			}
+			allocs := testing.AllocsPerRun(200, func() {
+				if n, err := a.WriteFrames(out); n != len(out) || err != nil {
+					t.Fatalf("WriteFrames: %d, %v", n, err)
+				}
+				readAll()
 			})
 			if allocs != 0 {
 				t.Fatalf("%v allocs per batch, want 0", allocs)
+			}
+			// The engine's direct writes, once WriteFrames reached the peer.
+			allocs = testing.AllocsPerRun(200, func() {
+				if n, cut := a.TryWriteFrames(out); n != len(out) || cut {
+					t.Fatalf("TryWriteFrames: %d, %v", n, cut)
+				}
+				readAll()
+			})
+			if allocs != 0 {
+				t.Fatalf("TryWriteFrames: %v allocs per batch, want 0", allocs)
 			}
 		})
 	}

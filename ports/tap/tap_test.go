@@ -416,6 +416,13 @@ func TestZeroAllocs(t *testing.T) {
 		t.Errorf("WriteFrames: %v allocs per call, want 0", a)
 	}
 	if a := testing.AllocsPerRun(100, func() {
+		if n, _ := d.TryWriteFrames(out); n != tryMax {
+			t.Fatalf("TryWriteFrames = %d, want %d", n, tryMax)
+		}
+	}); a != 0 {
+		t.Errorf("TryWriteFrames: %v allocs per call, want 0", a)
+	}
+	if a := testing.AllocsPerRun(100, func() {
 		for range 4 {
 			if err := peer.Send(b); err != nil {
 				t.Fatal(err)
